@@ -1,0 +1,33 @@
+# Two commands on a fresh Debian machine with Python 3.11: `make run`, `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+.PHONY: install run test bench system-deps clean
+
+$(STAMP):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+# Programs the tests start themselves (never the machine's running services).
+system-deps:
+	@command -v redis-server >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q redis-server; }
+
+run: install
+	$(BIN)/ielts-service serve
+
+test: install system-deps
+	$(BIN)/python -m pytest
+
+bench: install system-deps
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""HTTP: blueprints, the envelope, validation before handlers, error mapping."""

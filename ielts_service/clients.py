@@ -1,0 +1,101 @@
+"""Opens the service's clients once for the app's lifetime and closes them after serving."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import openai
+import structlog
+from quart import current_app
+
+from ielts_service.config import Settings
+from ielts_service.generation.bank import Bank
+from ielts_service.generation.model import ModelClient
+from ielts_service.generation.pools import MemoryPoolStore, PoolStore, RedisPoolStore
+from ielts_service.generation.prompts import PromptError, PromptSet, load_prompts
+from ielts_service.generation.retry import RetryPolicy
+from ielts_service.generation.service import PoolSettings, QuestionService
+
+log = structlog.get_logger("ielts_service.clients")
+EXTENSION = "ielts_service"
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: PoolStore
+    model: ModelClient | None
+    questions: QuestionService
+
+
+def services() -> Services:
+    """The running app's services (inside a request or app context)."""
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=settings.ai_max_attempts,
+        attempt_timeout=settings.ai_attempt_timeout_seconds,
+        retry_after_cap=settings.ai_retry_after_cap_seconds,
+        backoff_base=settings.ai_backoff_base_seconds,
+        backoff_max=settings.ai_backoff_max_seconds,
+    )
+
+
+def make_model_client(settings: Settings) -> ModelClient | None:
+    """The SDK client for the configured provider, its own retries off; None for the bank."""
+    client: openai.AsyncOpenAI
+    if settings.ai_provider == "azure":
+        assert settings.azure_openai_api_key is not None
+        client = openai.AsyncAzureOpenAI(
+            azure_endpoint=settings.azure_openai_endpoint,
+            api_key=settings.azure_openai_api_key.get_secret_value(),
+            api_version=settings.azure_openai_api_version,
+            max_retries=0,
+            timeout=settings.ai_attempt_timeout_seconds,
+        )
+    elif settings.ai_provider == "openai":
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
+        client = openai.AsyncOpenAI(
+            base_url=settings.openai_base_url, api_key=key, max_retries=0,
+            timeout=settings.ai_attempt_timeout_seconds,
+        )
+    else:
+        return None
+    return ModelClient(client, provider=settings.ai_provider, model=settings.model_name,
+                       policy=retry_policy(settings), temperature=settings.ai_temperature)
+
+
+def read_prompts(settings: Settings) -> dict[int, PromptSet]:
+    """The prompt files; required when a model is configured, optional for the bank."""
+    try:
+        return load_prompts(settings.prompts_dir)
+    except PromptError:
+        if settings.ai_provider != "bank":
+            raise
+        log.warning("prompts_not_loaded", prompts_dir=str(settings.prompts_dir))
+        return {}
+
+
+async def open_services(settings: Settings) -> Services:
+    store: PoolStore
+    if settings.redis_url is not None:
+        store = RedisPoolStore.from_url(settings.redis_url.get_secret_value(),
+                                        settings.redis_timeout_seconds)
+    else:
+        store = MemoryPoolStore()
+    model = make_model_client(settings)
+    questions = QuestionService(
+        store=store, bank=Bank.load(), prompts=read_prompts(settings), model=model,
+        pools=PoolSettings(settings.pool_size, settings.pool_ttl_seconds),
+    )
+    log.info("services_opened", provider=settings.ai_provider, model=settings.model_name,
+             cache="redis" if settings.redis_url else "memory")
+    return Services(settings, store, model, questions)
+
+
+async def close_services(svc: Services) -> None:
+    if svc.model is not None:
+        await svc.model.close()
+    await svc.store.close()

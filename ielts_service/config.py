@@ -1,0 +1,142 @@
+"""Settings: the only reader of the environment.
+
+`load_settings()` merges the process environment over a `.env` file, validates every
+value once at start-up and raises `ConfigError` with one line naming the variable.
+Secrets are `SecretStr`, so neither `repr` nor an error message can print them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from dotenv import dotenv_values
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+Provider = Literal["azure", "openai", "bank"]
+
+# Values people paste from examples; refusing them beats a confusing 401 later.
+_PLACEHOLDERS = {"changeme", "change-me", "your-key", "your-api-key", "xxx", "<key>", "secret"}
+
+
+class ConfigError(Exception):
+    """A bad configuration value; the message names the variable and never its value."""
+
+
+class Settings(BaseModel):
+    """Every setting of the service, validated; field names are the variables, lower-cased."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    ai_provider: Provider = "bank"
+    azure_openai_endpoint: str | None = None
+    azure_openai_api_key: SecretStr | None = None
+    azure_openai_api_version: str = "2024-10-21"
+    azure_openai_deployment: str | None = None
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_model: str | None = None
+
+    redis_url: SecretStr | None = None  # may carry a password
+    redis_timeout_seconds: float = Field(0.5, gt=0, le=10)
+    prompts_dir: Path = Path("prompts")
+    admin_token: SecretStr | None = None
+    cors_origins: tuple[str, ...] = ()
+
+    request_timeout_seconds: float = Field(30.0, gt=0, le=300)
+    ai_max_attempts: int = Field(4, ge=1, le=10)
+    ai_attempt_timeout_seconds: float = Field(20.0, gt=0, le=300)
+    ai_retry_after_cap_seconds: float = Field(20.0, ge=0, le=120)
+    ai_backoff_base_seconds: float = Field(0.5, ge=0, le=30)
+    ai_backoff_max_seconds: float = Field(8.0, ge=0, le=120)
+    ai_temperature: float = Field(0.9, ge=0, le=2)
+    pool_size: int = Field(5, ge=1, le=20)
+    pool_ttl_seconds: int = Field(86400, ge=1)
+    max_body_bytes: int = Field(16384, ge=256, le=1048576)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(o.strip() for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("azure_openai_endpoint", "openai_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @field_validator("azure_openai_api_key", "openai_api_key", "admin_token")
+    @classmethod
+    def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDERS:
+            raise ValueError("is a placeholder, not a real secret")
+        return value
+
+    @model_validator(mode="after")
+    def _provider_needs(self) -> Settings:
+        required = {
+            "azure": ("azure_openai_endpoint", "azure_openai_api_key", "azure_openai_deployment"),
+            "openai": ("openai_base_url", "openai_model"),
+            "bank": (),
+        }[self.ai_provider]
+        for name in required:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name.upper()} is required when AI_PROVIDER={self.ai_provider}")
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """The deployment or model that answers: one name for logs, metrics and pool keys."""
+        if self.ai_provider == "azure":
+            return self.azure_openai_deployment or ""
+        if self.ai_provider == "openai":
+            return self.openai_model or ""
+        return "bank"
+
+
+def _default_provider(values: Mapping[str, str]) -> str:
+    if values.get("AZURE_OPENAI_ENDPOINT") and values.get("AZURE_OPENAI_API_KEY"):
+        return "azure"
+    if values.get("OPENAI_BASE_URL"):
+        return "openai"
+    return "bank"
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Build Settings from `.env` overlaid by the environment; raise ConfigError on a bad value."""
+    values: dict[str, str] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    known = {name.upper() for name in Settings.model_fields}
+    raw = {k.lower(): v for k, v in values.items() if k in known and v != ""}
+    raw.setdefault("ai_provider", _default_provider(values))
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc)) from None
+
+
+def _one_line(exc: ValidationError) -> str:
+    error = exc.errors(include_input=False, include_url=False)[0]
+    message = error["msg"].removeprefix("Value error, ")
+    if error["loc"]:
+        return f"{str(error['loc'][0]).upper()}: {message}"
+    return message

@@ -1,0 +1,88 @@
+"""The built-in offline question bank: our own items in the IELTS format, topic by topic.
+
+It is the provider when no model is configured, and the fallback when the model cannot
+be reached. `bank.json` ships inside the package; every item passes the validators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from ielts_service.generation.items import Item
+from ielts_service.generation.topics import normalise_topic, words
+
+
+@dataclass(frozen=True)
+class BankTopic:
+    name: str
+    category: str
+    card_type: str
+    keywords: tuple[str, ...]
+    items: dict[int, list[Item]]
+
+
+def _singular(word: str) -> str:
+    if len(word) > 3 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+class Bank:
+    """Topic areas with Part 1 sets, Part 2 cards and Part 3 sets."""
+
+    def __init__(self, topics: list[BankTopic], version: str) -> None:
+        self.topics = topics
+        self.version = version
+        self._by_name = {t.name: t for t in topics}
+
+    def __repr__(self) -> str:
+        return f"Bank(topics={len(self.topics)}, version={self.version!r})"
+
+    @classmethod
+    def load(cls, raw: bytes | None = None) -> Bank:
+        if raw is None:
+            raw = resources.files("ielts_service.generation").joinpath("bank.json").read_bytes()
+        data: dict[str, Any] = json.loads(raw)
+        topics = [
+            BankTopic(
+                name=t["name"],
+                category=t["category"],
+                card_type=t["card_type"],
+                keywords=tuple(t["keywords"]),
+                items={1: t["part1"], 2: t["part2"], 3: t["part3"]},
+            )
+            for t in data["topics"]
+        ]
+        return cls(topics, "bank-" + hashlib.sha256(raw).hexdigest()[:12])
+
+    def match(self, topic: str) -> BankTopic | None:
+        """The topic area a free-text topic belongs to, or None when none is close."""
+        norm = normalise_topic(topic)
+        if norm in self._by_name:
+            return self._by_name[norm]
+        tokens = {_singular(w) for w in words(norm)}
+        joined = f" {' '.join(_singular(w) for w in words(norm))} "
+        best, best_score = None, 0
+        for candidate in self.topics:
+            score = sum(
+                (f" {kw} " in joined) if " " in kw else (_singular(kw) in tokens)
+                for kw in candidate.keywords
+            )
+            if score > best_score:
+                best, best_score = candidate, score
+        return best
+
+    def fallback_topic(self, topic: str) -> BankTopic:
+        """A stable stand-in when nothing matches: the same text always maps to the same area."""
+        digest = int(hashlib.sha256(normalise_topic(topic).encode()).hexdigest(), 16)
+        return self.topics[digest % len(self.topics)]
+
+    def random_topic(self, rng: random.Random | None = None) -> BankTopic:
+        return (rng or random).choice(self.topics)

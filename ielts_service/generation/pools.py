@@ -1,0 +1,151 @@
+"""Pools: the valid items of one model call, stored under a key so later requests reuse them.
+
+`RedisPoolStore` is shared by every worker and instance; `MemoryPoolStore` serves one
+process when `REDIS_URL` is unset. A store that fails raises `CacheError`: the caller
+treats it as a miss, so a cache outage costs model calls, never a failed request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import OrderedDict
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from ielts_service.generation.items import Item
+
+KEY_PREFIX = "ielts:v1"
+
+
+class CacheError(Exception):
+    """The pool store could not answer."""
+
+
+def pool_key(part: int, topic: str, prompt_version: str, model: str) -> str:
+    """One pool per part, normalised topic, prompt version and model."""
+    digest = hashlib.sha256(topic.encode()).hexdigest()[:20]
+    return f"{KEY_PREFIX}:pool:{model}:{prompt_version}:p{part}:{digest}"
+
+
+def _seen_key(session_id: str, key: str) -> str:
+    return f"{KEY_PREFIX}:seen:{session_id}:{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+
+
+class PoolStore(Protocol):
+    async def get(self, key: str) -> list[Item] | None: ...
+    async def put(self, key: str, items: list[Item], ttl: int) -> None: ...
+    async def seen(self, session_id: str, key: str) -> set[str]: ...
+    async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None: ...
+    async def ping(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class RedisPoolStore:
+    """Pools as JSON strings with a TTL; a session's seen items as a set beside them."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._redis = client
+
+    @classmethod
+    def from_url(cls, url: str, timeout: float) -> RedisPoolStore:
+        # One short timeout and no client-side retries: a dead Redis costs a request
+        # `timeout` once, not several backoffs.
+        client = aioredis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0), decode_responses=True,
+        )
+        return cls(client)
+
+    def __repr__(self) -> str:
+        return "RedisPoolStore()"
+
+    async def get(self, key: str) -> list[Item] | None:
+        try:
+            raw = await self._redis.get(key)
+        except (RedisError, OSError) as exc:
+            raise CacheError(type(exc).__name__) from None
+        try:
+            return json.loads(raw) if raw else None
+        except ValueError:
+            raise CacheError("corrupt pool") from None
+
+    async def put(self, key: str, items: list[Item], ttl: int) -> None:
+        try:
+            await self._redis.set(key, json.dumps(items, ensure_ascii=False), ex=ttl)
+        except (RedisError, OSError) as exc:
+            raise CacheError(type(exc).__name__) from None
+
+    async def seen(self, session_id: str, key: str) -> set[str]:
+        try:
+            return set(await self._redis.smembers(_seen_key(session_id, key)))
+        except (RedisError, OSError) as exc:
+            raise CacheError(type(exc).__name__) from None
+
+    async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None:
+        name = _seen_key(session_id, key)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                await pipe.sadd(name, item_id).expire(name, ttl).execute()
+        except (RedisError, OSError) as exc:
+            raise CacheError(type(exc).__name__) from None
+
+    async def ping(self) -> None:
+        try:
+            await self._redis.ping()
+        except (RedisError, OSError) as exc:
+            raise CacheError(type(exc).__name__) from None
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+class MemoryPoolStore:
+    """The same behaviour in one process, bounded so it cannot grow without limit."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._entries: OrderedDict[str, tuple[float, object]] = OrderedDict()
+        self._max = max_entries
+
+    def __repr__(self) -> str:
+        return f"MemoryPoolStore(entries={len(self._entries)})"
+
+    def _get(self, key: str) -> object | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def _set(self, key: str, value: object, ttl: int) -> None:
+        self._entries[key] = (time.monotonic() + ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    async def get(self, key: str) -> list[Item] | None:
+        value = self._get(key)
+        return list(value) if isinstance(value, list) else None
+
+    async def put(self, key: str, items: list[Item], ttl: int) -> None:
+        self._set(key, list(items), ttl)
+
+    async def seen(self, session_id: str, key: str) -> set[str]:
+        value = self._get(_seen_key(session_id, key))
+        return set(value) if isinstance(value, set) else set()
+
+    async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None:
+        seen = await self.seen(session_id, key)
+        self._set(_seen_key(session_id, key), seen | {item_id}, ttl)
+
+    async def ping(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        self._entries.clear()

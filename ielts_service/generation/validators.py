@@ -1,0 +1,142 @@
+"""The IELTS rules every item must pass, whether it comes from the model, the bank or a test.
+
+`check_item` returns the problems (empty when the item is valid); `accept_items` keeps the
+valid ones of a batch, drops duplicates by normalised text and says why it dropped the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ielts_service.generation.items import Item
+
+LIMITS = {
+    1: {"questions": (4, 5), "words": 20},
+    3: {"questions": (4, 6), "words": 30},
+}
+BULLET_OPENERS = ("what", "who", "when", "where", "how", "why")
+TITLE_WORDS, BULLET_WORDS, EXPLAIN_WORDS, FOLLOW_UP_WORDS = 16, 12, 16, 16
+MAX_CHARS = 300
+
+# Part 3 is abstract discussion: questions about the candidate's own life belong in Part 1.
+_PERSONAL = re.compile(
+    r"\b(your|yours|yourself)\b|^(have you ever|did you|do you (like|have|usually|often|enjoy)"
+    r"|would you like)\b",
+    re.IGNORECASE,
+)
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value.strip()) <= MAX_CHARS and "\n" not in value
+
+
+def _check_questions(part: int, item: dict[str, Any]) -> list[str]:
+    questions = item.get("questions")
+    low, high = LIMITS[part]["questions"]
+    if set(item) != {"questions"}:
+        return ["item must have exactly the field 'questions'"]
+    if not isinstance(questions, list) or not low <= len(questions) <= high:
+        return [f"needs {low}-{high} questions"]
+    problems = []
+    for q in questions:
+        if not _is_text(q):
+            problems.append("each question must be one line of text")
+            continue
+        if not q.strip().endswith("?"):
+            problems.append(f"question does not end with '?': {q[:60]}")
+        if _words(q) > LIMITS[part]["words"]:
+            problems.append(f"question longer than {LIMITS[part]['words']} words: {q[:60]}")
+        if part == 3 and _PERSONAL.search(q.strip()):
+            problems.append(f"Part 3 question is personal: {q[:60]}")
+    if len({str(q).strip().lower() for q in questions}) != len(questions):
+        problems.append("questions repeat")
+    return problems
+
+
+def _check_cue_card(item: dict[str, Any]) -> list[str]:
+    if set(item) != {"title", "bullets", "explain", "follow_ups"}:
+        return ["cue card must have exactly title, bullets, explain, follow_ups"]
+    title, bullets, explain, follow_ups = (item[k] for k in ("title", "bullets", "explain",
+                                                              "follow_ups"))
+    problems = []
+    if not _is_text(title) or not title.startswith("Describe ") or "?" in title:
+        problems.append("title must start with 'Describe' and not be a question")
+    elif _words(title) > TITLE_WORDS:
+        problems.append(f"title longer than {TITLE_WORDS} words")
+    if not isinstance(bullets, list) or not 3 <= len(bullets) <= 4:
+        problems.append("needs 3-4 bullet points")
+    else:
+        for b in bullets:
+            if not _is_text(b) or b.split()[0].lower() not in BULLET_OPENERS:
+                problems.append(f"bullet must start with {'/'.join(BULLET_OPENERS)}: {str(b)[:60]}")
+            elif "?" in b or _words(b) > BULLET_WORDS:
+                problems.append(f"bullet must be a short phrase, not a question: {b[:60]}")
+    if not _is_text(explain) or not explain.lower().startswith("and explain ") or "?" in explain:
+        problems.append("explain must start with 'and explain' and not be a question")
+    elif _words(explain) > EXPLAIN_WORDS:
+        problems.append(f"explain longer than {EXPLAIN_WORDS} words")
+    if not isinstance(follow_ups, list) or not 1 <= len(follow_ups) <= 2:
+        problems.append("needs 1-2 rounding-off questions")
+    else:
+        for f in follow_ups:
+            if not _is_text(f) or not f.strip().endswith("?") or _words(f) > FOLLOW_UP_WORDS:
+                problems.append(f"rounding-off question must be short and end with '?': {f!s:.60}")
+    return problems
+
+
+def check_item(part: int, item: object) -> list[str]:
+    """The ways `item` breaks the rules of `part`; an empty list means it is valid."""
+    if not isinstance(item, dict):
+        return ["item must be an object"]
+    return _check_cue_card(item) if part == 2 else _check_questions(part, item)
+
+
+def tidy(part: int, item: Item) -> Item:
+    """Trim whitespace and drop trailing full stops so every source looks the same."""
+
+    def clean(text: str) -> str:
+        return " ".join(text.split()).rstrip(".")
+
+    if part != 2:
+        return {"questions": [" ".join(q.split()) for q in item["questions"]]}
+    explain = clean(item["explain"])
+    return {
+        "title": clean(item["title"]),
+        "bullets": [clean(b) for b in item["bullets"]],
+        "explain": "and" + explain[3:],
+        "follow_ups": [" ".join(f.split()) for f in item["follow_ups"]],
+    }
+
+
+def fingerprint(part: int, item: Item) -> str:
+    """Normalised text: two items with the same fingerprint are duplicates."""
+    text = item.get("title", "") if part == 2 else " ".join(item["questions"])
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def accept_items(
+    part: int, raw: object, seen: set[str] | None = None
+) -> tuple[list[Item], list[str]]:
+    """Valid, tidied, de-duplicated items of `raw`, and the reasons the others were dropped."""
+    if not isinstance(raw, list):
+        return [], ["items must be a list"]
+    seen = set() if seen is None else seen
+    accepted, reasons = [], []
+    for candidate in raw:
+        problems = check_item(part, candidate)
+        if problems:
+            reasons.append("; ".join(problems))
+            continue
+        item = tidy(part, candidate)
+        key = fingerprint(part, item)
+        if key in seen:
+            reasons.append("duplicate item")
+            continue
+        seen.add(key)
+        accepted.append(item)
+    return accepted, reasons

@@ -1,0 +1,72 @@
+"""With no keys at all the service answers from the offline bank (what `make run` shows)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ielts_service.generation.validators import check_item
+
+
+async def ask(client, **payload):
+    response = await client.post("/generate-question", json=payload)
+    return response, await response.get_json()
+
+
+async def test_a_memorable_trip_gets_a_cue_card_from_the_bank(bank_client):
+    response, body = await ask(bank_client, topic="a memorable trip", part=2)
+    data = body["data"]
+    assert response.status_code == 200 and body["status"] == "success"
+    assert data["source"] == "bank" and data["degraded"] is False
+    assert data["topic"] == "travel and holidays"
+    card = data["cue_card"]
+    assert card["title"].startswith("Describe") and 3 <= len(card["bullets"]) <= 4
+    assert card["explain"].startswith("and explain") and 1 <= len(card["follow_ups"]) <= 2
+    assert data["question"].splitlines()[1] == "You should say:"
+    assert data["question"].splitlines()[0] == card["title"] + "."
+    assert data["prompt_version"].startswith("bank-")
+
+
+@pytest.mark.parametrize("part", [1, 3])
+async def test_parts_1_and_3_are_question_lists(bank_client, part):
+    _, body = await ask(bank_client, topic="music", part=part)
+    data = body["data"]
+    assert data["part"] == part and "cue_card" not in data
+    assert check_item(part, {"questions": data["questions"]}) == []
+    assert data["question"] == "\n".join(data["questions"])
+
+
+async def test_part_defaults_to_2_and_topic_to_the_catalogue(bank_client):
+    _, body = await ask(bank_client)
+    assert body["data"]["part"] == 2 and body["data"]["topic"]
+
+
+async def test_same_item_has_the_same_id(bank_client):
+    ids = {}
+    for _ in range(12):
+        _, body = await ask(bank_client, topic="travel and holidays", part=2)
+        ids.setdefault(body["data"]["cue_card"]["title"], set()).add(body["data"]["id"])
+    assert all(len(v) == 1 for v in ids.values())
+    assert len({i for v in ids.values() for i in v}) == len(ids)
+
+
+async def test_a_session_is_not_served_the_same_item_twice_while_unseen_ones_remain(bank_client):
+    titles = []
+    for _ in range(2):
+        _, body = await ask(bank_client, topic="travel", part=2, session_id="student-1")
+        titles.append(body["data"]["cue_card"]["title"])
+    assert len(set(titles)) == 2
+
+
+@pytest.mark.parametrize("topic", ["Politics in my country", "religion", "the war",
+                                   "drugs and alcohol", "SELF-HARM"])
+async def test_avoided_topics_are_rejected(bank_client, topic):
+    response, body = await ask(bank_client, topic=topic)
+    assert response.status_code == 422
+    assert body["code"] == "topic_rejected"
+
+
+async def test_unknown_topic_in_bank_mode_still_gets_a_valid_item(bank_client):
+    _, body = await ask(bank_client, topic="quantum chromodynamics", part=2)
+    data = body["data"]
+    assert data["source"] == "bank"
+    assert check_item(2, data["cue_card"]) == []
