@@ -112,7 +112,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("part", type=int, choices=(1, 2, 3))
         sub.add_argument("--topic", required=True)
         sub.set_defaults(func=func)
-    for sub in (lint, *p.choices.values()):
+    for sub in p.choices.values():
         sub.add_argument("--dir", help="prompts folder (default: PROMPTS_DIR)")
     return root
 

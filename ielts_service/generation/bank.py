@@ -26,12 +26,16 @@ class BankTopic:
     items: dict[int, list[Item]]
 
 
-def _singular(word: str) -> str:
-    if len(word) > 3 and word.endswith("ies"):
-        return word[:-3] + "y"
+def _forms(word: str) -> set[str]:
+    """The word and the singulars it could be: "movies" -> movie, "buses" -> bus, "cities" -> city."""
+    forms = {word}
     if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-        return word[:-1]
-    return word
+        forms.add(word[:-1])
+        if word.endswith("es"):
+            forms.add(word[:-2])
+        if word.endswith("ies"):
+            forms.add(word[:-3] + "y")
+    return forms
 
 
 class Bank:
@@ -67,12 +71,13 @@ class Bank:
         norm = normalise_topic(topic)
         if norm in self._by_name:
             return self._by_name[norm]
-        tokens = {_singular(w) for w in words(norm)}
-        joined = f" {' '.join(_singular(w) for w in words(norm))} "
+        tokens = words(norm)
+        forms = set().union(*(_forms(w) for w in tokens)) if tokens else set()
+        joined = f" {' '.join(tokens)} "
         best, best_score = None, 0
         for candidate in self.topics:
             score = sum(
-                (f" {kw} " in joined) if " " in kw else (_singular(kw) in tokens)
+                (f" {kw} " in joined) if " " in kw else (kw in forms)
                 for kw in candidate.keywords
             )
             if score > best_score:

@@ -1,0 +1,145 @@
+"""`ielts-service serve`: a real Hypercorn process, as `make run` starts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import AZURE_KEY, azure_env
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.e2e
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    output: list[str] | None = None
+
+    def stop(self) -> list[str]:
+        """SIGTERM, wait for a clean exit, and return what the server printed."""
+        if self.output is None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+            try:
+                out, _ = self.process.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                out, _ = self.process.communicate()
+            self.output = out.decode().splitlines()
+        return self.output
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start `ielts-service serve` on a free port with the given environment; stop it after."""
+    servers: list[Server] = []
+
+    def start(**env: str) -> Server:
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ielts_service", "serve", "--bind", f"127.0.0.1:{port}"],
+            cwd=tmp_path, env=base_env(**{"PROMPTS_DIR": str(ROOT / "prompts"), **env}),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        server = Server(f"http://127.0.0.1:{port}", process)
+        servers.append(server)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError("server exited: " + "\n".join(server.stop()))
+            try:
+                if httpx.get(server.url + "/health/live", timeout=0.5).status_code == 200:
+                    return server
+            except httpx.TransportError:
+                time.sleep(0.05)  # polling a condition with a deadline
+        raise AssertionError("server did not come up within 20 s")
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def test_make_run_defaults_serve_a_cue_card_from_the_bank(serve):
+    url = serve().url
+    response = httpx.post(url + "/generate-question",
+                          json={"topic": "a memorable trip", "part": 2}, timeout=5)
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "success"
+    assert body["data"]["source"] == "bank"
+    assert body["data"]["cue_card"]["title"].startswith("Describe")
+    assert response.headers["X-Request-ID"]
+
+
+def test_azure_first_ai_then_cache_with_one_model_call(serve, fake_model, redis):
+    url = serve(**azure_env(fake_model, REDIS_URL=redis.url)).url
+    sources = [httpx.post(url + "/generate-question", json={"topic": "gardens"},
+                          timeout=10).json()["data"]["source"] for _ in range(2)]
+    assert sources == ["ai", "cache"] and len(fake_model.requests) == 1
+
+
+def test_body_limit_is_enforced_before_the_body_is_read(serve):
+    url = serve().url
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"POST /generate-question HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 50000000\r\n\r\n{")
+        reply = b""
+        while b'"}' not in reply:  # the envelope's end; recv times out after 5 s
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    text = reply.decode("latin-1")
+    assert text.startswith("HTTP/1.1 413")
+    assert '"code":"payload_too_large"' in text
+
+
+def test_a_bad_configuration_stops_start_up_with_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "ielts_service", "serve", "--bind", "127.0.0.1:1"],
+        cwd=tmp_path, capture_output=True, timeout=30, text=True,
+        env=base_env(AZURE_OPENAI_ENDPOINT="https://x.example", AZURE_OPENAI_API_KEY=AZURE_KEY,
+                     AZURE_OPENAI_DEPLOYMENT="d", REQUEST_TIMEOUT_SECONDS="forever"),
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "REQUEST_TIMEOUT_SECONDS" in lines[0]
+    assert AZURE_KEY not in result.stderr + result.stdout
+
+
+def test_logs_are_json_lines_with_request_ids_and_a_clean_sigterm(serve):
+    server = serve(LOG_FORMAT="json")
+    rid = "trace-me-123"
+    httpx.post(server.url + "/generate-question", json={"part": 7},
+               headers={"X-Request-ID": rid}, timeout=5)
+    output = server.stop()
+    entries = [json.loads(line) for line in output if line.strip()]
+    assert server.process.returncode == 0
+    assert any(e["event"] == "request" and e["status"] == 422 and e["request_id"] == rid
+               for e in entries)
