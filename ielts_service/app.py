@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 import structlog
 from quart import Quart, Response, g, request
 
-from ielts_service.api import health, questions
+from ielts_service.api import admin, health, questions
 from ielts_service.api.envelope import register_error_handlers
+from ielts_service.api.limits import init_rate_limits
 from ielts_service.api.validation import validate_payload
 from ielts_service.clients import EXTENSION, close_services, open_services
 from ielts_service.config import Settings, load_settings
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> Quart:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
+    init_rate_limits(app, settings.rate_limit_per_minute)  # cheap rejections before parsing
     app.before_request(validate_payload)
 
     @app.after_request
@@ -59,6 +61,7 @@ def create_app(settings: Settings) -> Quart:
 
     app.register_blueprint(questions.blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(admin.blueprint)
     register_error_handlers(app)
     return app
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 from quart import Quart, Response, jsonify
+from quart_rate_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
 from ielts_service.errors import APIError
@@ -48,6 +49,8 @@ def register_error_handlers(app: Quart) -> None:
         status = error.code or 500
         code, message = HTTP_CODES.get(status, ("http_error", "the request failed"))
         headers = {}
+        if isinstance(error, RateLimitExceeded):
+            headers["Retry-After"] = str(max(1, error.retry_after))
         if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
             headers["Allow"] = ", ".join(sorted(error.valid_methods))  # type: ignore[attr-defined]
         return error_response(APIError(status, code, message, headers=headers))

@@ -42,6 +42,7 @@ class PoolStore(Protocol):
     async def put(self, key: str, items: list[Item], ttl: int) -> None: ...
     async def seen(self, session_id: str, key: str) -> set[str]: ...
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None: ...
+    async def purge(self) -> int: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -95,6 +96,15 @@ class RedisPoolStore:
         except (RedisError, OSError) as exc:
             raise CacheError(type(exc).__name__) from None
 
+    async def purge(self) -> int:
+        purged = 0
+        try:
+            async for key in self._redis.scan_iter(match=f"{KEY_PREFIX}:pool:*", count=500):
+                purged += await self._redis.unlink(key)
+        except (RedisError, OSError) as exc:
+            raise CacheError(type(exc).__name__) from None
+        return purged
+
     async def ping(self) -> None:
         try:
             await self._redis.ping()
@@ -143,6 +153,12 @@ class MemoryPoolStore:
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None:
         seen = await self.seen(session_id, key)
         self._set(_seen_key(session_id, key), seen | {item_id}, ttl)
+
+    async def purge(self) -> int:
+        pools = [key for key in self._entries if key.startswith(f"{KEY_PREFIX}:pool:")]
+        for key in pools:
+            del self._entries[key]
+        return len(pools)
 
     async def ping(self) -> None:
         return None

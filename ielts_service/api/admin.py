@@ -1,0 +1,62 @@
+"""Operator actions, behind `Authorization: Bearer <ADMIN_TOKEN>`."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+
+from quart import Blueprint, Response, request
+
+from ielts_service.api.envelope import success
+from ielts_service.clients import services
+from ielts_service.errors import APIError
+from ielts_service.generation.pools import CacheError
+from ielts_service.generation.prompts import PromptError, load_prompts
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@blueprint.before_request
+async def require_admin() -> None:
+    """401 without a bearer token, 403 with a wrong one or when ADMIN_TOKEN is unset."""
+    token = services().settings.admin_token
+    if token is None:
+        raise APIError(403, "forbidden", "admin routes are disabled: ADMIN_TOKEN is not set")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise APIError(401, "unauthorized", "send Authorization: Bearer <ADMIN_TOKEN>",
+                       headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+        raise APIError(403, "forbidden", "wrong admin token")
+
+
+def _versions() -> dict[str, str]:
+    return {f"part{part}": p.version for part, p in services().questions.prompts.items()}
+
+
+@blueprint.get("/prompts")
+async def prompts() -> tuple[Response, int]:
+    """The prompt versions in use, per part."""
+    return success({"prompts": _versions()})
+
+
+@blueprint.post("/prompts/reload")
+async def reload_prompts() -> tuple[Response, int]:
+    """Read the prompt files again; a bad file leaves the current prompts in place."""
+    svc = services()
+    try:
+        svc.questions.prompts = await asyncio.to_thread(load_prompts, svc.settings.prompts_dir)
+    except PromptError as exc:
+        raise APIError(422, "invalid_prompts", str(exc)) from None
+    return success({"prompts": _versions()})
+
+
+@blueprint.post("/cache/purge")
+async def purge_cache() -> tuple[Response, int]:
+    """Drop every pool, so the next request per topic calls the model again."""
+    try:
+        purged = await services().store.purge()
+    except CacheError as exc:
+        raise APIError(503, "cache_unavailable", f"the cache did not answer ({exc})",
+                       headers={"Retry-After": "5"}) from None
+    return success({"purged_pools": purged})
