@@ -21,6 +21,20 @@ AZURE_KEY = "test-azure-key-3f9a1c"
 
 def pytest_configure(config: pytest.Config) -> None:
     configure_logging("info", "json")
+    config.addinivalue_line("markers", "internal_error_expected: the test provokes a 500 on purpose")
+
+
+@pytest.fixture(autouse=True)
+def no_internal_errors(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """No input in the suite may produce a 500: fail any test during which one was logged."""
+    yield
+    if request.node.get_closest_marker("internal_error_expected"):
+        return
+    crashes = [r for r in caplog.records
+               if isinstance(r.msg, dict) and r.msg.get("event") == "unhandled_exception"]
+    assert not crashes, f"a request answered 500: {crashes[0].msg}"
 
 
 @pytest.fixture(scope="session")

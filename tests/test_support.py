@@ -56,13 +56,29 @@ def fake(server: FakeModel) -> Iterator[FakeModel]:
     server.reset()
 
 
+_OPEN: list[openai.OpenAI] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """SDK clients made by a test are closed after it, so no socket outlives its test."""
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def _track(client: Any) -> Any:
+    _OPEN.append(client)
+    return client
+
+
 def oai(fake: FakeModel, **kw: Any) -> openai.OpenAI:
-    return openai.OpenAI(base_url=fake.url + "/v1", api_key="k", max_retries=0, **kw)
+    return _track(openai.OpenAI(base_url=fake.url + "/v1", api_key="k", max_retries=0, **kw))
 
 
 def azure(fake: FakeModel, **kw: Any) -> openai.AzureOpenAI:
-    return openai.AzureOpenAI(azure_endpoint=fake.url, api_key="k", api_version="2024-10-21",
-                              max_retries=0, **kw)
+    return _track(openai.AzureOpenAI(azure_endpoint=fake.url, api_key="k",
+                                     api_version="2024-10-21", max_retries=0, **kw))
 
 
 def create(client: openai.OpenAI, part: int = 2) -> Any:
@@ -226,7 +242,7 @@ def test_stop_closes_server() -> None:
     assert not worker.is_alive() and len(errors) == 1
     assert not isinstance(errors[0], openai.APITimeoutError)
     with pytest.raises(openai.APIConnectionError):
-        create(openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0))
+        create(_track(openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0)))
 
 
 def test_redis_server_lifecycle() -> None:

@@ -48,6 +48,7 @@ async def test_every_response_gets_a_fresh_request_id(bank_client):
     assert len(ids) == 3
 
 
+@pytest.mark.internal_error_expected
 async def test_unhandled_exception_is_an_internal_error_envelope_without_details(
     make_settings, log_events
 ):
