@@ -16,9 +16,11 @@ $(STAMP):
 
 install: $(STAMP)
 
-# Programs the tests start themselves (never the machine's running services).
+# Programs the tests use: a redis-server they start themselves (never the machine's running
+# one) and promtool (Debian's prometheus package) to check /metrics and the alert rules.
 system-deps:
 	@command -v redis-server >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q redis-server; }
+	@command -v promtool >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q --no-install-recommends prometheus; }
 
 run: install
 	$(BIN)/ielts-service serve

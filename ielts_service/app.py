@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import urlsplit
 
-import structlog
-from quart import Quart, Response, g, request
+from quart import Quart, g
 
 from ielts_service.api import admin, health, questions
+from ielts_service.api import metrics as metrics_api
 from ielts_service.api.envelope import register_error_handlers
 from ielts_service.api.limits import init_rate_limits
 from ielts_service.api.validation import validate_payload
@@ -16,52 +15,38 @@ from ielts_service.clients import EXTENSION, close_services, open_services
 from ielts_service.config import Settings, load_settings
 from ielts_service.deadline import Deadline
 from ielts_service.observability.logging import configure_logging
-from ielts_service.observability.request_id import request_id_from
-
-log = structlog.get_logger("ielts_service.http")
+from ielts_service.observability.http import init_request_observability
+from ielts_service.observability.metrics import Metrics
 
 
 def create_app(settings: Settings) -> Quart:
     app = Quart("ielts_service", static_folder=None)
+    metrics = Metrics(settings.prometheus_multiproc_dir)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, PROVIDE_AUTOMATIC_OPTIONS=True)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     @app.before_serving
     async def _open() -> None:
-        app.extensions[EXTENSION] = await open_services(settings)
+        app.extensions[EXTENSION] = await open_services(settings, metrics)
 
     @app.after_serving
     async def _close() -> None:
         await close_services(app.extensions.pop(EXTENSION))
+        metrics.worker_stopped()
+
+    init_request_observability(app, metrics)
 
     @app.before_request
-    async def _start_request() -> None:
-        g.started = time.monotonic()
-        g.request_id = request_id_from(request.headers.get("X-Request-ID"))
+    async def _start_deadline() -> None:
         g.deadline = Deadline.after(settings.request_timeout_seconds)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
     init_rate_limits(app, settings.rate_limit_per_minute)  # cheap rejections before parsing
     app.before_request(validate_payload)
 
-    @app.after_request
-    async def _finish_request(response: Response) -> Response:
-        request_id = g.get("request_id") or request_id_from(None)
-        response.headers["X-Request-ID"] = request_id
-        log.info(
-            "request",
-            method=request.method,
-            route=request.url_rule.rule if request.url_rule else None,
-            path=request.path,
-            status=response.status_code,
-            duration_ms=round((time.monotonic() - g.get("started", time.monotonic())) * 1000, 1),
-        )
-        return response
-
     app.register_blueprint(questions.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(admin.blueprint)
+    app.register_blueprint(metrics_api.blueprint)
     register_error_handlers(app)
     return app
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -28,6 +29,7 @@ def serve(args: argparse.Namespace) -> int:
     from ielts_service.clients import read_prompts
     from ielts_service.generation.prompts import PromptError
     from ielts_service.observability.logging import configure_logging
+    from ielts_service.observability.multiprocess import MetricsDirInUse, instance_metrics_dir
 
     settings = _settings()  # fail fast, in the parent, with one clear line
     try:
@@ -44,7 +46,14 @@ def serve(args: argparse.Namespace) -> int:
     config.application_path = "ielts_service.app:serve_app()"
     config.errorlog = logging.getLogger("hypercorn.error")
     config.accesslog = None
-    return run(config)
+    try:
+        with instance_metrics_dir(settings.prometheus_multiproc_dir) as metrics_dir:
+            # Workers inherit the environment: they all write to this instance's directory.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+            return run(config)
+    except MetricsDirInUse as exc:
+        print(f"ielts-service: PROMETHEUS_MULTIPROC_DIR: {exc}", file=sys.stderr)
+        return 2
 
 
 def prompts_lint(args: argparse.Namespace) -> int:
@@ -75,9 +84,10 @@ def prompts_try(args: argparse.Namespace) -> int:
     from ielts_service.clients import make_model_client
     from ielts_service.deadline import Deadline
     from ielts_service.generation.prompts import load_prompts
+    from ielts_service.observability.metrics import Metrics
 
     settings = _settings()
-    model = make_model_client(settings)
+    model = make_model_client(settings, Metrics())
     if model is None:
         print("prompts try needs a model: set AZURE_OPENAI_* or OPENAI_BASE_URL", file=sys.stderr)
         return 2

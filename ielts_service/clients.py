@@ -15,6 +15,7 @@ from ielts_service.generation.pools import MemoryPoolStore, PoolStore, RedisPool
 from ielts_service.generation.prompts import PromptError, PromptSet, load_prompts
 from ielts_service.generation.retry import RetryPolicy
 from ielts_service.generation.service import PoolSettings, QuestionService
+from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.clients")
 EXTENSION = "ielts_service"
@@ -23,6 +24,7 @@ EXTENSION = "ielts_service"
 @dataclass
 class Services:
     settings: Settings
+    metrics: Metrics
     store: PoolStore
     model: ModelClient | None
     questions: QuestionService
@@ -43,7 +45,7 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def make_model_client(settings: Settings) -> ModelClient | None:
+def make_model_client(settings: Settings, metrics: Metrics) -> ModelClient | None:
     """The SDK client for the configured provider, its own retries off; None for the bank."""
     client: openai.AsyncOpenAI
     if settings.ai_provider == "azure":
@@ -64,7 +66,8 @@ def make_model_client(settings: Settings) -> ModelClient | None:
     else:
         return None
     return ModelClient(client, provider=settings.ai_provider, model=settings.model_name,
-                       policy=retry_policy(settings), temperature=settings.ai_temperature)
+                       policy=retry_policy(settings), metrics=metrics,
+                       temperature=settings.ai_temperature)
 
 
 def read_prompts(settings: Settings) -> dict[int, PromptSet]:
@@ -78,21 +81,21 @@ def read_prompts(settings: Settings) -> dict[int, PromptSet]:
         return {}
 
 
-async def open_services(settings: Settings) -> Services:
+async def open_services(settings: Settings, metrics: Metrics) -> Services:
     store: PoolStore
     if settings.redis_url is not None:
         store = RedisPoolStore.from_url(settings.redis_url.get_secret_value(),
                                         settings.redis_timeout_seconds)
     else:
         store = MemoryPoolStore()
-    model = make_model_client(settings)
+    model = make_model_client(settings, metrics)
     questions = QuestionService(
         store=store, bank=Bank.load(), prompts=read_prompts(settings), model=model,
-        pools=PoolSettings(settings.pool_size, settings.pool_ttl_seconds),
+        pools=PoolSettings(settings.pool_size, settings.pool_ttl_seconds), metrics=metrics,
     )
     log.info("services_opened", provider=settings.ai_provider, model=settings.model_name,
              cache="redis" if settings.redis_url else "memory")
-    return Services(settings, store, model, questions)
+    return Services(settings, metrics, store, model, questions)
 
 
 async def close_services(svc: Services) -> None:

@@ -64,6 +64,7 @@ class Settings(BaseModel):
     pool_ttl_seconds: int = Field(86400, ge=1)
     rate_limit_per_minute: int = Field(60, ge=0, le=100000)  # per client, question routes; 0: off
     max_body_bytes: int = Field(16384, ge=256, le=1048576)
+    prometheus_multiproc_dir: Path | None = None  # set by `ielts-service serve`
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 

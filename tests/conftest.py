@@ -13,6 +13,7 @@ from ielts_service.app import create_app
 from ielts_service.config import Settings, load_settings
 from ielts_service.observability.logging import configure_logging
 from tests.support.fake_model import FakeModel
+from tests.support.process import Server, start_server
 from tests.support.redis_server import RedisServer, ensure_redis_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,3 +135,25 @@ def log_events(caplog: pytest.LogCaptureFixture) -> Callable[[], list[dict[str, 
         return [dict(r.msg) for r in caplog.records if isinstance(r.msg, dict)]
 
     return events
+
+
+@pytest.fixture
+async def client_with_attempts(
+    make_client: Any, make_settings: Any, fake_model: FakeModel
+) -> TestClientProtocol:
+    """The service on the fake Azure server, two attempts per request."""
+    return await make_client(make_settings(azure_env(fake_model, AI_MAX_ATTEMPTS="2")))
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start real `ielts-service serve` processes (extra CLI args, environment); stop them after."""
+    servers: list[Server] = []
+
+    def start(*args: str, **env: str) -> Server:
+        servers.append(start_server(tmp_path, *args, **env))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()

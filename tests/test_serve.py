@@ -3,86 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import AZURE_KEY, azure_env
+from tests.support.process import base_env
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
-    env.update(extra)
-    return env
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    output: list[str] | None = None
-
-    def stop(self) -> list[str]:
-        """SIGTERM, wait for a clean exit, and return what the server printed."""
-        if self.output is None:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-            try:
-                out, _ = self.process.communicate(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                out, _ = self.process.communicate()
-            self.output = out.decode().splitlines()
-        return self.output
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start `ielts-service serve` on a free port with the given environment; stop it after."""
-    servers: list[Server] = []
-
-    def start(**env: str) -> Server:
-        port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ielts_service", "serve", "--bind", f"127.0.0.1:{port}"],
-            cwd=tmp_path, env=base_env(**{"PROMPTS_DIR": str(ROOT / "prompts"), **env}),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        server = Server(f"http://127.0.0.1:{port}", process)
-        servers.append(server)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError("server exited: " + "\n".join(server.stop()))
-            try:
-                if httpx.get(server.url + "/health/live", timeout=0.5).status_code == 200:
-                    return server
-            except httpx.TransportError:
-                time.sleep(0.05)  # polling a condition with a deadline
-        raise AssertionError("server did not come up within 20 s")
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 def test_make_run_defaults_serve_a_cue_card_from_the_bank(serve):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, g, jsonify
 from quart_rate_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
@@ -33,6 +33,8 @@ def success(data: Any, status: int = 200) -> tuple[Response, int]:
 
 
 def error_response(error: APIError) -> tuple[Response, int, dict[str, str]]:
+    if error.details:
+        g.error_details = error.details  # the access line names them
     body: dict[str, Any] = {"status": "error", "code": error.code, "message": error.message}
     if error.details:
         body["details"] = error.details

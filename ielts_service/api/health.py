@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from quart import Blueprint, Response, jsonify
 
 from ielts_service.api.envelope import success
-from ielts_service.clients import services
+from ielts_service.clients import Services, services
+from ielts_service.generation.items import PARTS
 from ielts_service.generation.pools import CacheError
 
 blueprint = Blueprint("health", __name__)
+CHECK_TIMEOUT_CAP = 0.8  # readiness answers within a second, whatever a dependency does
+
+
+class CheckFailed(Exception):
+    """A readiness check found its dependency unusable."""
 
 
 @blueprint.route("/health/live")
@@ -20,30 +28,54 @@ async def live() -> tuple[Response, int]:
     return success({"live": True})
 
 
-@blueprint.route("/health/ready")
-async def ready() -> tuple[Response, int]:
-    """200 when the service can answer questions, 503 when it cannot; names each check."""
-    svc = services()
+async def _timed(check: Callable[[], Awaitable[dict[str, Any]]], timeout: float) -> dict[str, Any]:
     started = time.monotonic()
     try:
-        await asyncio.wait_for(svc.store.ping(), timeout=svc.settings.redis_timeout_seconds)
-        cache = {"state": "ok"}
-    except (CacheError, TimeoutError) as exc:
-        cache = {"state": "down", "error": str(exc) or "timeout"}
-    cache["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
-    checks = {
-        "cache": cache,
-        "prompts": {"state": "ok" if svc.questions.prompts or svc.model is None else "down"},
-        "model": {"state": "ok", "provider": svc.settings.ai_provider},
-    }
-    down = [name for name, check in checks.items() if check["state"] != "ok"]
+        result = {"state": "ok", **await asyncio.wait_for(check(), timeout)}
+    except TimeoutError:
+        result = {"state": "down", "error": "timeout"}
+    except (CacheError, CheckFailed) as exc:
+        result = {"state": "down", "error": str(exc)}
+    result["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
+    return result
+
+
+def _checks(svc: Services) -> dict[str, Callable[[], Awaitable[dict[str, Any]]]]:
+    async def cache() -> dict[str, Any]:
+        await svc.store.ping()
+        return {"backend": "redis" if svc.settings.redis_url else "memory"}
+
+    async def prompts() -> dict[str, Any]:
+        loaded = sorted(svc.questions.prompts)
+        if svc.model is not None and loaded != list(PARTS):
+            raise CheckFailed(f"prompts loaded for parts {loaded}, need {list(PARTS)}")
+        return {"parts": loaded}
+
+    async def model() -> dict[str, Any]:
+        return {"provider": svc.settings.ai_provider, "model": svc.settings.model_name}
+
+    return {"cache": cache, "prompts": prompts, "model": model}
+
+
+@blueprint.route("/health/ready")
+async def ready() -> tuple[Response, int]:
+    """200 when the service can answer questions, 503 when it cannot; names each check.
+
+    The checks run concurrently, each bounded by its own timeout."""
+    svc = services()
+    timeout = min(svc.settings.redis_timeout_seconds, CHECK_TIMEOUT_CAP)
+    checks = _checks(svc)
+    results = await asyncio.gather(*(_timed(check, timeout) for check in checks.values()))
+    report = dict(zip(checks, results, strict=True))
+    down = [name for name, result in report.items() if result["state"] != "ok"]
     if not down:
-        return success({"ready": True, "checks": checks})
+        return success({"ready": True, "checks": report})
     body = {
         "status": "error",
         "code": "not_ready",
         "message": f"not ready: {', '.join(down)} down",
-        "details": [{"field": name, "problem": "down"} for name in down],
-        "checks": checks,
+        "details": [{"field": name, "problem": report[name].get("error", "down")}
+                    for name in down],
+        "checks": report,
     }
     return jsonify(body), 503

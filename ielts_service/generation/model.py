@@ -31,6 +31,7 @@ from ielts_service.generation.retry import (
     wait_advertised_or_backoff,
 )
 from ielts_service.generation.validators import accept_items
+from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.model")
 
@@ -54,6 +55,18 @@ class Generation:
     attempts: int
 
 
+@dataclass
+class _Attempt:
+    """What one attempt leaves for its `ai_call` line and its metrics."""
+
+    number: int
+    outcome: str = "success"
+    latency_ms: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    status_code: int | None = None
+
+
 class ModelClient:
     """Owns one SDK client (its own retries off) and the service's retry policy."""
 
@@ -64,12 +77,14 @@ class ModelClient:
         provider: str,
         model: str,
         policy: RetryPolicy,
+        metrics: Metrics,
         temperature: float = 0.9,
     ) -> None:
         self._client = client
         self.provider = provider
         self.model = model
         self.policy = policy
+        self.metrics = metrics
         self.temperature = temperature
 
     def __repr__(self) -> str:
@@ -82,40 +97,54 @@ class ModelClient:
         self, prompt: PromptSet, topic: str, count: int, deadline: Deadline
     ) -> Generation:
         """Valid items for `topic` from the first successful attempt."""
+        attempts: list[_Attempt] = []
+
+        def before_sleep(retry_state: RetryCallState) -> None:
+            wait = retry_state.upcoming_sleep or 0.0
+            self.metrics.ai_retries.labels(attempts[-1].outcome).inc()
+            self._log(prompt, attempts[-1], retry_reason=attempts[-1].outcome, wait=wait)
+
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
             stop=stop_policy(self.policy, deadline),
             wait=wait_advertised_or_backoff(self.policy),
-            before_sleep=self._before_sleep,
+            before_sleep=before_sleep,
             reraise=True,
         )
         try:
             async for attempt in retrying:
                 with attempt:
-                    number = attempt.retry_state.attempt_number
-                    items = await self._attempt(prompt, topic, count, deadline, number)
-                    return Generation(items, number)
-        except (ContentFiltered, DeadlineExceeded):
-            raise
-        except openai.APIError as exc:
-            if deadline.expired:
-                raise DeadlineExceeded() from None
-            hint = advertised_wait(exc)
-            raise ModelUnavailable(outcome_of(exc), hint and math.ceil(hint)) from None
-        except InvalidOutput:
-            if deadline.expired:
-                raise DeadlineExceeded() from None
-            raise ModelUnavailable("invalid_output") from None
+                    record = _Attempt(attempt.retry_state.attempt_number)
+                    attempts.append(record)
+                    items = await self._attempt(prompt, topic, count, deadline, record)
+                    self._log(prompt, record)
+                    return Generation(items, record.number)
+        except BaseException as exc:
+            if attempts and attempts[-1].outcome not in ("success", "skipped"):
+                self._log(prompt, attempts[-1])
+            raise self._unavailable(exc, deadline) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
+    @staticmethod
+    def _unavailable(exc: BaseException, deadline: Deadline) -> BaseException:
+        """What a spent retry loop means for the caller."""
+        if isinstance(exc, ContentFiltered | DeadlineExceeded | asyncio.CancelledError):
+            return exc
+        if isinstance(exc, openai.APIError | InvalidOutput):
+            if deadline.expired:
+                return DeadlineExceeded()
+            hint = advertised_wait(exc)
+            return ModelUnavailable(outcome_of(exc), math.ceil(hint) if hint else None)
+        return exc
+
     async def _attempt(
-        self, prompt: PromptSet, topic: str, count: int, deadline: Deadline, number: int
+        self, prompt: PromptSet, topic: str, count: int, deadline: Deadline, record: _Attempt
     ) -> list[Item]:
         remaining = deadline.remaining()
         if remaining <= 0:
+            record.outcome = "skipped"  # no call made: nothing to log or count
             raise DeadlineExceeded()
         started = time.monotonic()
-        usage = None
         error: BaseException | None = None
         try:
             async with asyncio.timeout(remaining):
@@ -127,7 +156,9 @@ class ModelClient:
                     timeout=min(self.policy.attempt_timeout, remaining),
                     extra_headers=_request_id_header(),
                 )
-            usage = completion.usage
+            if completion.usage is not None:
+                record.prompt_tokens = completion.usage.prompt_tokens
+                record.completion_tokens = completion.usage.completion_tokens
             return self._items(prompt.part, completion)
         except json.JSONDecodeError:
             # The SDK raises this bare when a 200 carries a truncated or broken body.
@@ -143,20 +174,41 @@ class ModelClient:
                 raise error from None
             raise
         finally:
-            log.info(
-                "ai_call",
-                provider=self.provider,
-                model=self.model,
-                prompt=f"part{prompt.part}",
-                prompt_version=prompt.version,
-                part=prompt.part,
-                attempt=number,
-                outcome=outcome_of(error),
-                latency_ms=round((time.monotonic() - started) * 1000, 1),
-                prompt_tokens=getattr(usage, "prompt_tokens", None),
-                completion_tokens=getattr(usage, "completion_tokens", None),
-                status_code=getattr(error, "status_code", None),
-            )
+            record.outcome = outcome_of(error)
+            record.latency_ms = round((time.monotonic() - started) * 1000, 1)
+            record.status_code = getattr(error, "status_code", None)
+            self._count(prompt.part, record)
+
+    def _count(self, part: int, record: _Attempt) -> None:
+        labels = (self.provider, self.model, str(part), record.outcome)
+        self.metrics.ai_requests.labels(*labels).inc()
+        self.metrics.ai_duration.labels(*labels).observe(record.latency_ms / 1000)
+        for kind, tokens in (("prompt", record.prompt_tokens),
+                             ("completion", record.completion_tokens)):
+            if tokens:
+                self.metrics.ai_tokens.labels(self.model, kind).inc(tokens)
+
+    def _log(
+        self, prompt: PromptSet, record: _Attempt, *, retry_reason: str | None = None,
+        wait: float | None = None,
+    ) -> None:
+        """One `ai_call` line per attempt; a retried one says why and how long it waits."""
+        log.info(
+            "ai_call",
+            provider=self.provider,
+            model=self.model,
+            prompt=f"part{prompt.part}",
+            prompt_version=prompt.version,
+            part=prompt.part,
+            attempt=record.number,
+            outcome=record.outcome,
+            latency_ms=record.latency_ms,
+            prompt_tokens=record.prompt_tokens,
+            completion_tokens=record.completion_tokens,
+            status_code=record.status_code,
+            retry_reason=retry_reason,
+            retry_wait_ms=None if wait is None else round(wait * 1000, 1),
+        )
 
     def _items(self, part: int, completion: openai.types.chat.ChatCompletion) -> list[Item]:
         if not completion.choices:
@@ -176,15 +228,6 @@ class ModelClient:
         if not items:
             raise InvalidOutput("no valid item")
         return items
-
-    def _before_sleep(self, retry_state: RetryCallState) -> None:
-        outcome = retry_state.outcome
-        log.info(
-            "ai_retry",
-            attempt=retry_state.attempt_number,
-            reason=outcome_of(outcome.exception() if outcome else None),
-            wait_ms=round((retry_state.upcoming_sleep or 0) * 1000, 1),
-        )
 
 
 def is_content_filter_error(exc: BaseException) -> bool:

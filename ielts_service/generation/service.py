@@ -22,6 +22,7 @@ from ielts_service.generation.pools import CacheError, PoolStore, pool_key
 from ielts_service.generation.prompts import PromptSet
 from ielts_service.generation.retry import ContentFiltered
 from ielts_service.generation.topics import is_avoided, normalise_topic
+from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.questions")
 
@@ -45,12 +46,14 @@ class QuestionService:
         prompts: dict[int, PromptSet],
         model: ModelClient | None,
         pools: PoolSettings,
+        metrics: Metrics,
     ) -> None:
         self.store = store
         self.bank = bank
         self.prompts = prompts
         self.model = model
         self.pools = pools
+        self.metrics = metrics
 
     async def question(
         self, topic: str | None, part: int, session_id: str | None, deadline: Deadline
@@ -111,10 +114,13 @@ class QuestionService:
 
     async def _cached(self, key: str) -> list[Item] | None:
         try:
-            return await self.store.get(key)
+            items = await self.store.get(key)
         except CacheError as exc:
             log.warning("cache_error", op="get", error=str(exc))
+            self.metrics.cache_requests.labels("error").inc()
             return None
+        self.metrics.cache_requests.labels("hit" if items else "miss").inc()
+        return items
 
     async def _store(self, key: str, items: list[Item]) -> None:
         try:
