@@ -50,7 +50,7 @@ async def test_every_response_gets_a_fresh_request_id(bank_client):
 
 @pytest.mark.internal_error_expected
 async def test_unhandled_exception_is_an_internal_error_envelope_without_details(
-    make_settings, log_events
+    make_settings, log_events, caplog
 ):
     app = create_app(make_settings())
 
@@ -67,3 +67,5 @@ async def test_unhandled_exception_is_an_internal_error_envelope_without_details
     assert "db-7.internal" not in text and "RuntimeError" not in text
     logged = [e for e in log_events() if e["event"] == "unhandled_exception"]
     assert len(logged) == 1 and logged[0]["request_id"] == response.headers["X-Request-ID"]
+    with_traceback = [r for r in caplog.records if r.exc_info]
+    assert len(with_traceback) == 1, "the exception is logged once, not twice"

@@ -73,3 +73,21 @@ def test_no_secret_reaches_the_output_on_any_path(serve, fake_model, redis):
     assert AZURE_KEY not in output and ADMIN not in output
     assert "[REDACTED]" in output  # the user agent carried both, and was scrubbed
     assert all(AZURE_KEY not in r.text and ADMIN not in r.text for r in replies)
+
+
+def test_a_request_is_followed_through_every_line_it_logs(serve, fake_model):
+    server = serve(**azure_env(fake_model, LOG_FORMAT="json"))
+    fake_model.enqueue(fm.status(503), fm.ok(usage=(11, 22)))
+    reply = httpx.post(server.url + "/generate-question", json={"topic": "gardens"},
+                       headers={"X-Request-ID": "follow-me-1", "User-Agent": "e2e"}, timeout=10)
+    lines = [json.loads(line) for line in server.stop() if line.strip()]
+    mine = [e for e in lines if e.get("request_id") == "follow-me-1"]
+    assert reply.status_code == 200
+    assert fake_model.requests[0].headers["x-request-id"] == "follow-me-1"
+    calls = [e for e in mine if e["event"] == "ai_call"]
+    assert [(c["attempt"], c["outcome"]) for c in calls] == [(1, "server_error"), (2, "success")]
+    assert calls[1]["prompt_tokens"] == 11 and calls[1]["completion_tokens"] == 22
+    access = [e for e in mine if e["event"] == "request"]
+    assert len(access) == 1 and access[0]["user_agent"] == "e2e" and access[0]["status"] == 200
+    request_events = {"ai_call", "request", "ai_fallback", "cache_error", "ai_items_rejected"}
+    assert all("request_id" in e for e in lines if e["event"] in request_events)
