@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 from quart import Quart, g
@@ -33,6 +36,17 @@ def create_app(settings: Settings) -> Quart:
     async def _close() -> None:
         await close_services(app.extensions.pop(EXTENSION))
         metrics.worker_stopped()
+
+    @app.while_serving
+    async def _watch_prompts() -> AsyncIterator[None]:
+        svc = app.extensions[EXTENSION]
+        interval = settings.prompts_reload_seconds
+        task = asyncio.create_task(svc.prompts.watch(interval)) if interval > 0 else None
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     init_request_observability(app, metrics)
 

@@ -12,7 +12,7 @@ from ielts_service.config import Settings
 from ielts_service.generation.bank import Bank
 from ielts_service.generation.model import ModelClient
 from ielts_service.generation.pools import MemoryPoolStore, PoolStore, RedisPoolStore
-from ielts_service.generation.prompts import PromptError, PromptSet, load_prompts
+from ielts_service.generation.prompt_store import PromptStore
 from ielts_service.generation.retry import RetryPolicy
 from ielts_service.generation.service import PoolSettings, QuestionService
 from ielts_service.observability.metrics import Metrics
@@ -26,6 +26,7 @@ class Services:
     settings: Settings
     metrics: Metrics
     store: PoolStore
+    prompts: PromptStore
     model: ModelClient | None
     questions: QuestionService
 
@@ -70,15 +71,11 @@ def make_model_client(settings: Settings, metrics: Metrics) -> ModelClient | Non
                        temperature=settings.ai_temperature)
 
 
-def read_prompts(settings: Settings) -> dict[int, PromptSet]:
+def read_prompts(settings: Settings) -> PromptStore:
     """The prompt files; required when a model is configured, optional for the bank."""
-    try:
-        return load_prompts(settings.prompts_dir)
-    except PromptError:
-        if settings.ai_provider != "bank":
-            raise
-        log.warning("prompts_not_loaded", prompts_dir=str(settings.prompts_dir))
-        return {}
+    store = PromptStore(settings.prompts_dir, required=settings.ai_provider != "bank")
+    store.load()
+    return store
 
 
 async def open_services(settings: Settings, metrics: Metrics) -> Services:
@@ -89,13 +86,14 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
     else:
         store = MemoryPoolStore()
     model = make_model_client(settings, metrics)
+    prompts = read_prompts(settings)
     questions = QuestionService(
-        store=store, bank=Bank.load(), prompts=read_prompts(settings), model=model,
+        store=store, bank=Bank.load(), prompts=prompts, model=model,
         pools=PoolSettings(settings.pool_size, settings.pool_ttl_seconds), metrics=metrics,
     )
     log.info("services_opened", provider=settings.ai_provider, model=settings.model_name,
              cache="redis" if settings.redis_url else "memory")
-    return Services(settings, metrics, store, model, questions)
+    return Services(settings, metrics, store, prompts, model, questions)
 
 
 async def close_services(svc: Services) -> None:

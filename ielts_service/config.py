@@ -50,6 +50,7 @@ class Settings(BaseModel):
     redis_url: SecretStr | None = None  # may carry a password
     redis_timeout_seconds: float = Field(0.5, gt=0, le=10)
     prompts_dir: Path = Path("prompts")
+    prompts_reload_seconds: float = Field(1.0, ge=0, le=3600)  # 0: no hot reload
     admin_token: SecretStr | None = None
     cors_origins: tuple[str, ...] = ()
 

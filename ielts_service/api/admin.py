@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 
 from quart import Blueprint, Response, request
@@ -11,7 +10,6 @@ from ielts_service.api.envelope import success
 from ielts_service.clients import services
 from ielts_service.errors import APIError
 from ielts_service.generation.pools import CacheError
-from ielts_service.generation.prompts import PromptError, load_prompts
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -31,23 +29,22 @@ async def require_admin() -> None:
 
 
 def _versions() -> dict[str, str]:
-    return {f"part{part}": p.version for part, p in services().questions.prompts.items()}
+    return {f"part{part}": p.version for part, p in services().prompts.current.items()}
 
 
 @blueprint.get("/prompts")
 async def prompts() -> tuple[Response, int]:
-    """The prompt versions in use, per part."""
-    return success({"prompts": _versions()})
+    """The prompt versions in use, per part, and the last failed reload if any."""
+    return success({"prompts": _versions(), "error": services().prompts.error})
 
 
 @blueprint.post("/prompts/reload")
 async def reload_prompts() -> tuple[Response, int]:
     """Read the prompt files again; a bad file leaves the current prompts in place."""
-    svc = services()
-    try:
-        svc.questions.prompts = await asyncio.to_thread(load_prompts, svc.settings.prompts_dir)
-    except PromptError as exc:
-        raise APIError(422, "invalid_prompts", str(exc)) from None
+    if problems := await services().prompts.reload():
+        raise APIError(422, "invalid_prompts", "; ".join(problems),
+                       [{"field": p.split(": ", 1)[0], "problem": p.split(": ", 1)[-1]}
+                        for p in problems])
     return success({"prompts": _versions()})
 
 

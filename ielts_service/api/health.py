@@ -46,10 +46,11 @@ def _checks(svc: Services) -> dict[str, Callable[[], Awaitable[dict[str, Any]]]]
         return {"backend": "redis" if svc.settings.redis_url else "memory"}
 
     async def prompts() -> dict[str, Any]:
-        loaded = sorted(svc.questions.prompts)
+        loaded = sorted(svc.prompts.current)
         if svc.model is not None and loaded != list(PARTS):
             raise CheckFailed(f"prompts loaded for parts {loaded}, need {list(PARTS)}")
-        return {"parts": loaded}
+        # A broken edit is reported, while the last good version keeps serving.
+        return {"parts": loaded, "reload_error": svc.prompts.error}
 
     async def model() -> dict[str, Any]:
         return {"provider": svc.settings.ai_provider, "model": svc.settings.model_name}

@@ -21,7 +21,7 @@ from ielts_service.generation.topics import normalise_topic, words
 class BankTopic:
     name: str
     category: str
-    card_type: str
+    card_types: tuple[str, ...]
     keywords: tuple[str, ...]
     items: dict[int, list[Item]]
 
@@ -58,7 +58,7 @@ class Bank:
             BankTopic(
                 name=t["name"],
                 category=t["category"],
-                card_type=t["card_type"],
+                card_types=tuple(t["card_types"]),
                 keywords=tuple(t["keywords"]),
                 items={1: t["part1"], 2: t["part2"], 3: t["part3"]},
             )

@@ -43,6 +43,7 @@ class ModelUnavailable(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
+        self.detail = ""  # the last error, for people (the CLI); never sent to clients
 
 
 class DeadlineExceeded(Exception):
@@ -53,6 +54,7 @@ class DeadlineExceeded(Exception):
 class Generation:
     items: list[Item]
     attempts: int
+    rejected: list[str]
 
 
 @dataclass
@@ -116,9 +118,9 @@ class ModelClient:
                 with attempt:
                     record = _Attempt(attempt.retry_state.attempt_number)
                     attempts.append(record)
-                    items = await self._attempt(prompt, topic, count, deadline, record)
+                    items, rejected = await self._attempt(prompt, topic, count, deadline, record)
                     self._log(prompt, record)
-                    return Generation(items, record.number)
+                    return Generation(items, record.number, rejected)
         except BaseException as exc:
             if attempts and attempts[-1].outcome not in ("success", "skipped"):
                 self._log(prompt, attempts[-1])
@@ -134,12 +136,14 @@ class ModelClient:
             if deadline.expired:
                 return DeadlineExceeded()
             hint = advertised_wait(exc)
-            return ModelUnavailable(outcome_of(exc), math.ceil(hint) if hint else None)
+            unavailable = ModelUnavailable(outcome_of(exc), math.ceil(hint) if hint else None)
+            unavailable.detail = str(exc)
+            return unavailable
         return exc
 
     async def _attempt(
         self, prompt: PromptSet, topic: str, count: int, deadline: Deadline, record: _Attempt
-    ) -> list[Item]:
+    ) -> tuple[list[Item], list[str]]:
         remaining = deadline.remaining()
         if remaining <= 0:
             record.outcome = "skipped"  # no call made: nothing to log or count
@@ -152,7 +156,9 @@ class ModelClient:
                     model=self.model,
                     messages=prompt.messages(topic, count),  # type: ignore[arg-type]
                     response_format=response_format(prompt.part),  # type: ignore[arg-type]
-                    temperature=self.temperature,
+                    temperature=(self.temperature if prompt.temperature is None
+                                 else prompt.temperature),
+                    **({} if prompt.max_tokens is None else {"max_tokens": prompt.max_tokens}),
                     timeout=min(self.policy.attempt_timeout, remaining),
                     extra_headers=_request_id_header(),
                 )
@@ -210,7 +216,9 @@ class ModelClient:
             retry_wait_ms=None if wait is None else round(wait * 1000, 1),
         )
 
-    def _items(self, part: int, completion: openai.types.chat.ChatCompletion) -> list[Item]:
+    def _items(
+        self, part: int, completion: openai.types.chat.ChatCompletion
+    ) -> tuple[list[Item], list[str]]:
         if not completion.choices:
             raise InvalidOutput("no choices")
         choice = completion.choices[0]
@@ -222,12 +230,14 @@ class ModelClient:
             raise InvalidOutput(f"answer is not JSON (finish_reason={choice.finish_reason})")
         raw = payload.get("items") if isinstance(payload, dict) else None
         items, rejected = accept_items(part, raw)
+        for reason in rejected:
+            self.metrics.items_rejected.labels(str(part), reason.code).inc()
         if rejected:
             log.warning("ai_items_rejected", part=part, rejected=len(rejected),
                         accepted=len(items), reasons=rejected[:5])
         if not items:
-            raise InvalidOutput("no valid item")
-        return items
+            raise InvalidOutput("no valid item: " + "; ".join(rejected[:5]))
+        return items, [str(r) for r in rejected]
 
 
 def is_content_filter_error(exc: BaseException) -> bool:

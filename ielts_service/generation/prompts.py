@@ -1,8 +1,18 @@
-"""Prompt files: `system.txt` plus one template per part, as prompt editors write them.
+"""Prompt files as prompt editors write them: front matter, then a sandboxed Jinja template.
 
-Templates use `{{ name }}` placeholders, so JSON examples with single braces render as
-written. `{{ topic }}` is replaced by the topic as a JSON string literal: the topic reaches
-the model only as quoted data in the user message, never in the system prompt.
+```
+---
+description: Part 2 cue cards
+temperature: 0.9
+max_tokens: 1500
+items: 5
+---
+Write {{ count }} different cue cards ... Topic: {{ topic }}
+```
+
+`system.txt` is plain text (front matter: `description` only) and may hold no placeholder:
+the topic reaches the model only inside the user message, as a quoted JSON string.
+`prompt_version` hashes both files' bytes, so any edit starts fresh pools.
 """
 
 from __future__ import annotations
@@ -10,62 +20,183 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2.sandbox import SandboxedEnvironment
 
 from ielts_service.generation.items import PARTS
 
-PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 VARIABLES = frozenset({"topic", "count", "part"})
+SAMPLE_TOPIC = "a memorable trip"
+_PART_KEYS = {"description": str, "temperature": float, "max_tokens": int, "items": int}
+_LIMITS = {"temperature": (0.0, 2.0), "max_tokens": (64, 16000), "items": (1, 20)}
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
+                            keep_trailing_newline=False)
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
 
 
 class PromptError(Exception):
-    """A prompt file is missing or breaks the rules `lint` checks."""
+    """One or more prompt files are broken; `problems` says where."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(str(p) for p in problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True)
 class PromptSet:
-    """The system prompt and the template of one part, with the version of their content."""
+    """The system prompt and one part's template, with its settings and version."""
 
     part: int
     system: str
     template: str
     version: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def temperature(self) -> float | None:
+        return self.options.get("temperature")
+
+    @property
+    def max_tokens(self) -> int | None:
+        return self.options.get("max_tokens")
+
+    @property
+    def items(self) -> int | None:
+        return self.options.get("items")
 
     def messages(self, topic: str, count: int) -> list[dict[str, str]]:
         """Chat messages for one call: fixed system prompt, topic only inside the user turn."""
-        values = {"topic": json.dumps(topic, ensure_ascii=False), "count": str(count),
-                  "part": str(self.part)}
-        user = PLACEHOLDER.sub(lambda m: values[m.group(1)], self.template)
+        user = _ENV.from_string(self.template).render(
+            topic=json.dumps(topic, ensure_ascii=False), count=count, part=self.part)
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
 
-def lint_texts(system: str, template: str) -> list[str]:
-    """Problems with one part's prompt texts (empty list: fine)."""
-    problems = []
-    if not system.strip():
-        problems.append("system prompt is empty")
-    if PLACEHOLDER.search(system):
-        problems.append("system prompt must not contain placeholders (the topic is user data)")
-    names = set(PLACEHOLDER.findall(template))
-    if unknown := names - VARIABLES:
-        problems.append(f"unknown placeholders: {', '.join(sorted(unknown))}")
+@dataclass
+class _File:
+    name: str
+    options: dict[str, Any]
+    body: str
+    body_line: int  # the file line the body starts on
+    raw: bytes
+
+
+def _parse(name: str, raw: bytes, keys: dict[str, type], problems: list[Problem]) -> _File:
+    text = raw.decode("utf-8", errors="replace")
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "---":
+        problems.append(Problem(name, 1, "must start with front matter between '---' lines"))
+        return _File(name, {}, text, 1, raw)
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        problems.append(Problem(name, 1, "front matter is not closed with '---'"))
+        return _File(name, {}, "", 1, raw)
+    options: dict[str, Any] = {}
+    for number, line in enumerate(lines[1:end], start=2):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = (part.strip() for part in line.partition(":"))
+        if not sep or key not in keys:
+            problems.append(Problem(name, number, f"unknown front matter line {line.strip()!r}; "
+                                                  f"allowed keys: {', '.join(keys)}"))
+            continue
+        try:
+            options[key] = keys[key](value)
+        except ValueError:
+            problems.append(Problem(name, number, f"{key} must be a {keys[key].__name__}"))
+            continue
+        low, high = _LIMITS.get(key, (None, None))
+        if low is not None and not low <= options[key] <= high:
+            problems.append(Problem(name, number, f"{key} must be between {low} and {high}"))
+    if not options.get("description"):
+        problems.append(Problem(name, 1, "front matter needs a description"))
+    body = "\n".join(lines[end + 1:]).strip("\n")
+    return _File(name, options, body, end + 2, raw)
+
+
+def _line_of(body: str, name: str, first_line: int) -> int:
+    for offset, line in enumerate(body.split("\n")):
+        if re.search(rf"{{[{{%][^}}]*\b{re.escape(name)}\b", line):
+            return first_line + offset
+    return first_line
+
+
+def _check_template(file: _File, problems: list[Problem]) -> None:
+    try:
+        names = meta.find_undeclared_variables(_ENV.parse(file.body))
+    except TemplateSyntaxError as exc:
+        problems.append(Problem(file.name, file.body_line + (exc.lineno or 1) - 1,
+                                f"template syntax error: {exc.message}"))
+        return
+    for unknown in sorted(names - VARIABLES):
+        problems.append(Problem(file.name, _line_of(file.body, unknown, file.body_line),
+                                f"unknown placeholder {{{{ {unknown} }}}}; "
+                                f"known: {', '.join(sorted(VARIABLES))}"))
     if "topic" not in names:
-        problems.append("template never uses {{ topic }}")
-    return problems
+        problems.append(Problem(file.name, file.body_line, "the template never uses {{ topic }}"))
+
+
+def parse_prompts(files: dict[str, bytes]) -> dict[int, PromptSet]:
+    """Prompt sets from file contents by name; raise PromptError listing every problem."""
+    problems: list[Problem] = []
+    missing = [n for n in ("system.txt", *(f"part{p}.txt" for p in PARTS)) if n not in files]
+    problems += [Problem(n, 1, "file is missing or unreadable") for n in missing]
+    system = None
+    if "system.txt" in files:
+        system = _parse("system.txt", files["system.txt"], {"description": str}, problems)
+        if re.search(r"{[{%]", system.body):
+            problems.append(Problem("system.txt", _line_of(system.body, "", system.body_line),
+                                    "the system prompt is not a template: keep the topic "
+                                    "and every placeholder in the part files"))
+        if not system.body.strip():
+            problems.append(Problem("system.txt", system.body_line, "the system prompt is empty"))
+    prompts = {}
+    for part in PARTS:
+        name = f"part{part}.txt"
+        if name not in files or system is None:
+            continue
+        before = len(problems)
+        parsed = _parse(name, files[name], _PART_KEYS, problems)
+        _check_template(parsed, problems)
+        if len(problems) > before:
+            continue
+        digest = hashlib.sha256(system.raw + b"\0" + parsed.raw).hexdigest()[:12]
+        prompt = PromptSet(part, system.body, parsed.body, f"p{part}-{digest}", parsed.options)
+        try:
+            prompt.messages(SAMPLE_TOPIC, 5)
+        except Exception as exc:  # a sandbox or runtime error in the template
+            problems.append(Problem(name, parsed.body_line, f"template does not render: {exc}"))
+            continue
+        prompts[part] = prompt
+    if problems:
+        raise PromptError(problems)
+    return prompts
+
+
+def read_files(directory: Path) -> dict[str, bytes]:
+    """The prompt files' bytes by name (missing ones left out)."""
+    files = {}
+    for name in ("system.txt", *(f"part{p}.txt" for p in PARTS)):
+        try:
+            files[name] = (directory / name).read_bytes()
+        except OSError:
+            continue
+    return files
 
 
 def load_prompts(directory: Path) -> dict[int, PromptSet]:
-    """Read and lint every prompt file; raise PromptError naming the first bad file."""
-    try:
-        system = (directory / "system.txt").read_text(encoding="utf-8")
-        templates = {p: (directory / f"part{p}.txt").read_text(encoding="utf-8") for p in PARTS}
-    except OSError as exc:
-        raise PromptError(f"cannot read prompt file {exc.filename}: {exc.strerror}") from None
-    prompts = {}
-    for part, template in templates.items():
-        if problems := lint_texts(system, template):
-            raise PromptError(f"part{part}.txt: {'; '.join(problems)}")
-        digest = hashlib.sha256(f"{system}\0{template}".encode()).hexdigest()[:12]
-        prompts[part] = PromptSet(part, system, template, f"p{part}-{digest}")
-    return prompts
+    """Read and check every prompt file in `directory`."""
+    return parse_prompts(read_files(directory))

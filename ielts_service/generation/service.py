@@ -19,7 +19,7 @@ from ielts_service.generation.bank import Bank, BankTopic
 from ielts_service.generation.items import Item, item_id, to_data
 from ielts_service.generation.model import DeadlineExceeded, ModelClient, ModelUnavailable
 from ielts_service.generation.pools import CacheError, PoolStore, pool_key
-from ielts_service.generation.prompts import PromptSet
+from ielts_service.generation.prompt_store import PromptStore
 from ielts_service.generation.retry import ContentFiltered
 from ielts_service.generation.topics import is_avoided, normalise_topic
 from ielts_service.observability.metrics import Metrics
@@ -43,7 +43,7 @@ class QuestionService:
         *,
         store: PoolStore,
         bank: Bank,
-        prompts: dict[int, PromptSet],
+        prompts: PromptStore,
         model: ModelClient | None,
         pools: PoolSettings,
         metrics: Metrics,
@@ -66,7 +66,7 @@ class QuestionService:
             area = self._bank_area(topic)
             return await self._serve_bank(area, part, session_id, degraded=False)
         norm = normalise_topic(topic) if topic else self.bank.random_topic().name
-        prompt = self.prompts[part]
+        prompt = self.prompts.current[part]
         key = pool_key(part, norm, prompt.version, self.model.model)
         items = await self._cached(key)
         if items:
@@ -74,7 +74,8 @@ class QuestionService:
             return to_data(part, norm, item, source="cache", degraded=False,
                            prompt_version=prompt.version)
         try:
-            generation = await self.model.generate(prompt, norm, self.pools.size, deadline)
+            count = prompt.items or self.pools.size
+            generation = await self.model.generate(prompt, norm, count, deadline)
         except ContentFiltered:
             raise APIError(422, "content_filtered",
                            "the model's content filter refused this topic; choose another") from None

@@ -27,6 +27,17 @@ _PERSONAL = re.compile(
 )
 
 
+class Problem(str):
+    """A rule an item breaks: readable text plus a stable `code` for metrics."""
+
+    code: str
+
+    def __new__(cls, code: str, message: str) -> Problem:
+        problem = super().__new__(cls, message)
+        problem.code = code
+        return problem
+
+
 def _words(text: str) -> int:
     return len(text.split())
 
@@ -39,60 +50,66 @@ def _check_questions(part: int, item: dict[str, Any]) -> list[str]:
     questions = item.get("questions")
     low, high = LIMITS[part]["questions"]
     if set(item) != {"questions"}:
-        return ["item must have exactly the field 'questions'"]
+        return [Problem("fields", "item must have exactly the field 'questions'")]
     if not isinstance(questions, list) or not low <= len(questions) <= high:
-        return [f"needs {low}-{high} questions"]
+        return [Problem("question_count", f"needs {low}-{high} questions")]
     problems = []
     for q in questions:
         if not _is_text(q):
-            problems.append("each question must be one line of text")
+            problems.append(Problem("question_form", "each question must be one line of text"))
             continue
         if not q.strip().endswith("?"):
-            problems.append(f"question does not end with '?': {q[:60]}")
+            problems.append(Problem("question_mark", f"question does not end with '?': {q[:60]}"))
         if _words(q) > LIMITS[part]["words"]:
-            problems.append(f"question longer than {LIMITS[part]['words']} words: {q[:60]}")
+            limit = LIMITS[part]["words"]
+            problems.append(Problem("too_long", f"question longer than {limit} words: {q[:60]}"))
         if part == 3 and _PERSONAL.search(q.strip()):
-            problems.append(f"Part 3 question is personal: {q[:60]}")
+            problems.append(Problem("personal", f"Part 3 question is personal: {q[:60]}"))
     if len({str(q).strip().lower() for q in questions}) != len(questions):
-        problems.append("questions repeat")
+        problems.append(Problem("repeat", "questions repeat"))
     return problems
 
 
 def _check_cue_card(item: dict[str, Any]) -> list[str]:
     if set(item) != {"title", "bullets", "explain", "follow_ups"}:
-        return ["cue card must have exactly title, bullets, explain, follow_ups"]
+        return [Problem("fields", "cue card must have exactly title, bullets, explain, follow_ups")]
     title, bullets, explain, follow_ups = (item[k] for k in ("title", "bullets", "explain",
                                                               "follow_ups"))
     problems = []
     if not _is_text(title) or not title.startswith("Describe ") or "?" in title:
-        problems.append("title must start with 'Describe' and not be a question")
+        problems.append(Problem("title", "title must start with 'Describe' and not be a question"))
     elif _words(title) > TITLE_WORDS:
-        problems.append(f"title longer than {TITLE_WORDS} words")
+        problems.append(Problem("too_long", f"title longer than {TITLE_WORDS} words"))
     if not isinstance(bullets, list) or not 3 <= len(bullets) <= 4:
-        problems.append("needs 3-4 bullet points")
+        problems.append(Problem("bullet_count", "needs 3-4 bullet points"))
     else:
         for b in bullets:
             if not _is_text(b) or b.split()[0].lower() not in BULLET_OPENERS:
-                problems.append(f"bullet must start with {'/'.join(BULLET_OPENERS)}: {str(b)[:60]}")
+                openers = "/".join(BULLET_OPENERS)
+                message = f"bullet must start with {openers}: {b!s:.60}"
+                problems.append(Problem("bullet_form", message))
             elif "?" in b or _words(b) > BULLET_WORDS:
-                problems.append(f"bullet must be a short phrase, not a question: {b[:60]}")
+                problems.append(Problem("bullet_form",
+                                        f"bullet must be a short phrase, not a question: {b[:60]}"))
     if not _is_text(explain) or not explain.lower().startswith("and explain ") or "?" in explain:
-        problems.append("explain must start with 'and explain' and not be a question")
+        problems.append(Problem("explain",
+                                "explain must start with 'and explain' and not be a question"))
     elif _words(explain) > EXPLAIN_WORDS:
-        problems.append(f"explain longer than {EXPLAIN_WORDS} words")
+        problems.append(Problem("too_long", f"explain longer than {EXPLAIN_WORDS} words"))
     if not isinstance(follow_ups, list) or not 1 <= len(follow_ups) <= 2:
-        problems.append("needs 1-2 rounding-off questions")
+        problems.append(Problem("follow_up_count", "needs 1-2 rounding-off questions"))
     else:
         for f in follow_ups:
             if not _is_text(f) or not f.strip().endswith("?") or _words(f) > FOLLOW_UP_WORDS:
-                problems.append(f"rounding-off question must be short and end with '?': {f!s:.60}")
+                problems.append(Problem("follow_up_form", "rounding-off question must be short "
+                                        f"and end with '?': {f!s:.60}"))
     return problems
 
 
 def check_item(part: int, item: object) -> list[str]:
     """The ways `item` breaks the rules of `part`; an empty list means it is valid."""
     if not isinstance(item, dict):
-        return ["item must be an object"]
+        return [Problem("fields", "item must be an object")]
     return _check_cue_card(item) if part == 2 else _check_questions(part, item)
 
 
@@ -121,21 +138,24 @@ def fingerprint(part: int, item: Item) -> str:
 
 def accept_items(
     part: int, raw: object, seen: set[str] | None = None
-) -> tuple[list[Item], list[str]]:
-    """Valid, tidied, de-duplicated items of `raw`, and the reasons the others were dropped."""
+) -> tuple[list[Item], list[Problem]]:
+    """Valid, tidied, de-duplicated items of `raw`, and the reasons the others were dropped.
+
+    A dropped item's reason is its first problem (all of them, joined, in the text)."""
     if not isinstance(raw, list):
-        return [], ["items must be a list"]
+        return [], [Problem("fields", "items must be a list")]
     seen = set() if seen is None else seen
-    accepted, reasons = [], []
+    accepted: list[Item] = []
+    reasons: list[Problem] = []
     for candidate in raw:
         problems = check_item(part, candidate)
         if problems:
-            reasons.append("; ".join(problems))
+            reasons.append(Problem(problems[0].code, "; ".join(problems)))
             continue
         item = tidy(part, candidate)
         key = fingerprint(part, item)
         if key in seen:
-            reasons.append("duplicate item")
+            reasons.append(Problem("duplicate", "duplicate item"))
             continue
         seen.add(key)
         accepted.append(item)

@@ -55,6 +55,9 @@ class Metrics:
                                  ["model", "kind"], registry=r)
         self.cache_requests = Counter("ielts_cache_requests", "Pool look-ups, by result.",
                                       ["result"], registry=r)
+        self.items_rejected = Counter("ielts_items_rejected",
+                                      "Model items dropped by the IELTS validators.",
+                                      ["part", "reason"], registry=r)
         self.inflight = Gauge("ielts_inflight_requests", "HTTP requests being answered now.",
                               registry=r, multiprocess_mode="livesum")
 

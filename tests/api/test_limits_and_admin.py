@@ -75,12 +75,13 @@ async def test_prompt_reload_takes_effect_without_a_restart(
 
     prompts = tmp_path / "prompts"
     shutil.copytree(Path(__file__).resolve().parents[2] / "prompts", prompts)
-    client = await make_client(make_settings(azure_env(fake_model, ADMIN_TOKEN=TOKEN,
-                                                       PROMPTS_DIR=str(prompts))))
+    client = await make_client(make_settings(azure_env(
+        fake_model, ADMIN_TOKEN=TOKEN, PROMPTS_DIR=str(prompts), PROMPTS_RELOAD_SECONDS="0")))
     auth = {"Authorization": f"Bearer {TOKEN}"}
     before = (await (await client.post("/generate-question", json={"topic": "gardens"}))
               .get_json())["data"]
-    (prompts / "part2.txt").write_text("Cards about {{ topic }}, {{ count }} of them.")
+    (prompts / "part2.txt").write_text("---\ndescription: short\n---\n"
+                                       "Cards about {{ topic }}, {{ count }} of them.")
     reload = await client.post("/admin/prompts/reload", headers=auth)
     after = (await (await client.post("/generate-question", json={"topic": "gardens"}))
              .get_json())["data"]
@@ -88,7 +89,7 @@ async def test_prompt_reload_takes_effect_without_a_restart(
     assert after["prompt_version"] != before["prompt_version"] and after["source"] == "ai"
     assert fake_model.requests[-1].body["messages"][1]["content"].startswith("Cards about")
 
-    (prompts / "part2.txt").write_text("no placeholder")
+    (prompts / "part2.txt").write_text("---\ndescription: broken\n---\nno placeholder")
     broken = await client.post("/admin/prompts/reload", headers=auth)
     still = (await (await client.post("/generate-question", json={"topic": "gardens"}))
              .get_json())["data"]
