@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 from quart import Quart, g
 
-from ielts_service.api import admin, health, questions
+from ielts_service.api import admin, catalogue, health, questions
 from ielts_service.api import metrics as metrics_api
 from ielts_service.api.envelope import register_error_handlers
 from ielts_service.api.limits import init_rate_limits
@@ -58,6 +57,7 @@ def create_app(settings: Settings) -> Quart:
     app.before_request(validate_payload)
 
     app.register_blueprint(questions.blueprint)
+    app.register_blueprint(catalogue.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(metrics_api.blueprint)
@@ -68,15 +68,5 @@ def create_app(settings: Settings) -> Quart:
 def serve_app() -> Quart:
     """Hypercorn's entry point (`ielts_service.app:serve_app()`): settings, logging, app."""
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format, secret_values(settings))
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     return create_app(settings)
-
-
-def secret_values(settings: Settings) -> list[str]:
-    """Every configured secret, for the log redactor."""
-    secrets = (settings.azure_openai_api_key, settings.openai_api_key, settings.admin_token)
-    values = [s.get_secret_value() for s in secrets if s is not None]
-    if settings.redis_url is not None:
-        password = urlsplit(settings.redis_url.get_secret_value()).password
-        values += [password] if password else []
-    return values

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import logging
 import os
 import sys
@@ -25,7 +23,6 @@ def serve(args: argparse.Namespace) -> int:
     from hypercorn.config import Config
     from hypercorn.run import run
 
-    from ielts_service.app import secret_values
     from ielts_service.clients import read_prompts
     from ielts_service.generation.prompts import PromptError
     from ielts_service.observability.logging import configure_logging
@@ -37,7 +34,7 @@ def serve(args: argparse.Namespace) -> int:
     except PromptError as exc:
         print(f"ielts-service: prompt error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format, secret_values(settings))
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values())
     config = Config.from_toml(args.config) if Path(args.config).is_file() else Config()
     if args.bind:
         config.bind = [args.bind]
@@ -56,53 +53,26 @@ def serve(args: argparse.Namespace) -> int:
         return 2
 
 
-def prompts_lint(args: argparse.Namespace) -> int:
-    from ielts_service.generation.prompts import PromptError, load_prompts
+def _prompts_dir(args: argparse.Namespace) -> Path:
+    return Path(args.dir) if args.dir else _settings().prompts_dir
 
-    directory = Path(args.dir) if args.dir else _settings().prompts_dir
-    try:
-        prompts = load_prompts(directory)
-    except PromptError as exc:
-        print(f"{directory}: {exc}", file=sys.stderr)
-        return 1
-    for part, prompt in prompts.items():
-        print(f"part{part}: ok ({prompt.version})")
-    return 0
+
+def prompts_lint(args: argparse.Namespace) -> int:
+    from ielts_service.prompt_tools import lint
+
+    return lint(_prompts_dir(args))
 
 
 def prompts_render(args: argparse.Namespace) -> int:
-    from ielts_service.generation.prompts import load_prompts
+    from ielts_service.prompt_tools import render
 
-    settings = _settings()
-    prompt = load_prompts(Path(args.dir) if args.dir else settings.prompts_dir)[args.part]
-    print(json.dumps(prompt.messages(args.topic, settings.pool_size), indent=2,
-                     ensure_ascii=False))
-    return 0
+    return render(_settings(), _prompts_dir(args), args.part, args.topic)
 
 
 def prompts_try(args: argparse.Namespace) -> int:
-    from ielts_service.clients import make_model_client
-    from ielts_service.deadline import Deadline
-    from ielts_service.generation.prompts import load_prompts
-    from ielts_service.observability.metrics import Metrics
+    from ielts_service.prompt_tools import try_prompt
 
-    settings = _settings()
-    model = make_model_client(settings, Metrics())
-    if model is None:
-        print("prompts try needs a model: set AZURE_OPENAI_* or OPENAI_BASE_URL", file=sys.stderr)
-        return 2
-    prompt = load_prompts(Path(args.dir) if args.dir else settings.prompts_dir)[args.part]
-
-    async def call() -> None:
-        try:
-            result = await model.generate(prompt, args.topic, settings.pool_size,
-                                          Deadline.after(settings.request_timeout_seconds))
-            print(json.dumps(result.items, indent=2, ensure_ascii=False))
-        finally:
-            await model.close()
-
-    asyncio.run(call())
-    return 0
+    return try_prompt(_settings(), _prompts_dir(args), args.part, args.topic)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -110,6 +111,16 @@ class Settings(BaseModel):
         if self.ai_provider == "openai":
             return self.openai_model or ""
         return "bank"
+
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for the log redactor."""
+        secrets = (self.azure_openai_api_key, self.openai_api_key, self.admin_token)
+        values = [s.get_secret_value() for s in secrets if s is not None]
+        if self.redis_url is not None:
+            password = urlsplit(self.redis_url.get_secret_value()).password
+            values += [password] if password else []
+        return values
 
 
 def _default_provider(values: Mapping[str, str]) -> str:

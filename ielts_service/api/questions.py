@@ -1,12 +1,13 @@
-"""The frontend's call: one question item for a topic and part."""
+"""The frontend's calls: one question item, or a whole linked mock test."""
 
 from __future__ import annotations
 
 from quart import Blueprint, Response, g
 
 from ielts_service.api.envelope import success
-from ielts_service.api.validation import GenerateQuestion, payload
+from ielts_service.api.validation import GenerateQuestion, MockTest, payload
 from ielts_service.clients import services
+from ielts_service.generation.mock_test import mock_test as build_mock_test
 
 blueprint = Blueprint("questions", __name__)
 
@@ -19,4 +20,13 @@ async def generate_question() -> tuple[Response, int]:
     The payload was validated before this runs; it is in `g.payload`."""
     body: GenerateQuestion = g.payload
     data = await services().questions.question(body.topic, body.part, body.session_id, g.deadline)
+    return success(data)
+
+
+@blueprint.post("/v1/mock-test")
+@payload(MockTest)
+async def mock_test() -> tuple[Response, int]:
+    """Part 1 on three topics, a Part 2 card, and Part 3 linked to the card."""
+    body: MockTest = g.payload
+    data = await build_mock_test(services().questions, body.topic, body.session_id, g.deadline)
     return success(data)

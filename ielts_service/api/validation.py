@@ -23,13 +23,12 @@ SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 TOPIC_MAX = 120
 
 
-class GenerateQuestion(BaseModel):
-    """POST /generate-question (and its GET form)."""
+class MockTest(BaseModel):
+    """POST /v1/mock-test: an optional Part 2 topic and session."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     topic: str | None = None
-    part: int = 2
     session_id: str | None = None
 
     @field_validator("topic")
@@ -44,18 +43,24 @@ class GenerateQuestion(BaseModel):
             raise ValueError(f"must be at most {TOPIC_MAX} characters")
         return value
 
-    @field_validator("part")
-    @classmethod
-    def _part(cls, value: int) -> int:
-        if value not in (1, 2, 3):
-            raise ValueError("must be 1, 2 or 3")
-        return value
-
     @field_validator("session_id")
     @classmethod
     def _session(cls, value: str | None) -> str | None:
         if value is not None and not SESSION_ID.fullmatch(value):
             raise ValueError("must be 1-64 characters of letters, digits, '.', '_' or '-'")
+        return value
+
+
+class GenerateQuestion(MockTest):
+    """POST /generate-question (and its GET form)."""
+
+    part: int = 2
+
+    @field_validator("part")
+    @classmethod
+    def _part(cls, value: int) -> int:
+        if value not in (1, 2, 3):
+            raise ValueError("must be 1, 2 or 3")
         return value
 
 

@@ -38,6 +38,13 @@ def _forms(word: str) -> set[str]:
     return forms
 
 
+STOPWORDS = frozenset(
+    "a an the my your our their his her its of in on at to for and or with about from some "
+    "any that this these those you i me we is are was were be do does did have has like "
+    "favourite favorite".split()
+)
+
+
 class Bank:
     """Topic areas with Part 1 sets, Part 2 cards and Part 3 sets."""
 
@@ -66,23 +73,36 @@ class Bank:
         ]
         return cls(topics, "bank-" + hashlib.sha256(raw).hexdigest()[:12])
 
-    def match(self, topic: str) -> BankTopic | None:
-        """The topic area a free-text topic belongs to, or None when none is close."""
+    def match(self, topic: str, min_coverage: float = 0.0) -> BankTopic | None:
+        """The topic area free text belongs to, or None when none is close enough.
+
+        Coverage is the share of the text's content words that the area's keywords
+        account for: "memorable journeys" is half covered by "journey"."""
         norm = normalise_topic(topic)
         if norm in self._by_name:
             return self._by_name[norm]
-        tokens = words(norm)
-        forms = set().union(*(_forms(w) for w in tokens)) if tokens else set()
+        tokens = [w for w in words(norm) if w not in STOPWORDS]
+        if not tokens:
+            return None
         joined = f" {' '.join(tokens)} "
-        best, best_score = None, 0
+        best, best_covered = None, 0
         for candidate in self.topics:
-            score = sum(
-                (f" {kw} " in joined) if " " in kw else (kw in forms)
-                for kw in candidate.keywords
-            )
-            if score > best_score:
-                best, best_score = candidate, score
+            covered = set()
+            for kw in candidate.keywords:
+                if " " in kw and f" {kw} " in joined:
+                    covered.update(kw.split())
+                elif " " not in kw:
+                    covered.update(t for t in tokens if kw in _forms(t))
+            if len(covered) > best_covered:
+                best, best_covered = candidate, len(covered)
+        if best is None or best_covered / len(tokens) < min_coverage:
+            return None
         return best
+
+    def catalogue(self) -> list[dict[str, Any]]:
+        """The topic areas a frontend can offer."""
+        return [{"topic": t.name, "category": t.category, "card_types": sorted(set(t.card_types))}
+                for t in self.topics]
 
     def fallback_topic(self, topic: str) -> BankTopic:
         """A stable stand-in when nothing matches: the same text always maps to the same area."""

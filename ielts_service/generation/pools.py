@@ -33,6 +33,10 @@ def pool_key(part: int, topic: str, prompt_version: str, model: str) -> str:
     return f"{KEY_PREFIX}:pool:{model}:{prompt_version}:p{part}:{digest}"
 
 
+def _prints_key(scope: str) -> str:
+    return f"{KEY_PREFIX}:prints:{hashlib.sha256(scope.encode()).hexdigest()[:20]}"
+
+
 def _seen_key(session_id: str, key: str) -> str:
     return f"{KEY_PREFIX}:seen:{session_id}:{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
@@ -42,6 +46,7 @@ class PoolStore(Protocol):
     async def put(self, key: str, items: list[Item], ttl: int) -> None: ...
     async def seen(self, session_id: str, key: str) -> set[str]: ...
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None: ...
+    async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]: ...
     async def purge(self) -> int: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
@@ -96,11 +101,26 @@ class RedisPoolStore:
         except (RedisError, OSError) as exc:
             raise CacheError(type(exc).__name__) from None
 
+    async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]:
+        """The fingerprints no pool of `scope` held yet (now recorded), atomically each."""
+        name = _prints_key(scope)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for p in prints:
+                    pipe.sadd(name, p)
+                pipe.expire(name, ttl)
+                added = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise CacheError(type(exc).__name__) from None
+        return {p for p, new in zip(prints, added, strict=False) if new}
+
     async def purge(self) -> int:
         purged = 0
         try:
             async for key in self._redis.scan_iter(match=f"{KEY_PREFIX}:pool:*", count=500):
                 purged += await self._redis.unlink(key)
+            async for key in self._redis.scan_iter(match=f"{KEY_PREFIX}:prints:*", count=500):
+                await self._redis.unlink(key)
         except (RedisError, OSError) as exc:
             raise CacheError(type(exc).__name__) from None
         return purged
@@ -154,9 +174,16 @@ class MemoryPoolStore:
         seen = await self.seen(session_id, key)
         self._set(_seen_key(session_id, key), seen | {item_id}, ttl)
 
+    async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]:
+        held = self._get(_prints_key(scope))
+        held = set(held) if isinstance(held, set) else set()
+        new = {p for p in prints if p not in held}
+        self._set(_prints_key(scope), held | new, ttl)
+        return new
+
     async def purge(self) -> int:
         pools = [key for key in self._entries if key.startswith(f"{KEY_PREFIX}:pool:")]
-        for key in pools:
+        for key in [*pools, *(k for k in self._entries if k.startswith(f"{KEY_PREFIX}:prints:"))]:
             del self._entries[key]
         return len(pools)
 

@@ -1,8 +1,9 @@
 """`QuestionService`: one item for a topic and part, from a pool, the model or the bank.
 
-Order: a pool for (part, topic, prompt version, model) if one is cached; else one model
+Order: the pool for (model, prompt version, part, topic) if one is cached; else one model
 call whose valid items become the pool; if the model cannot be reached, the bank's item
-for the same topic area (`degraded`), and only when there is none, 503.
+for the same topic area (`degraded`), and only when there is none, 503. A session that
+has seen a whole pool gets the pool widened by another call rather than a repeat.
 """
 
 from __future__ import annotations
@@ -20,19 +21,35 @@ from ielts_service.generation.items import Item, item_id, to_data
 from ielts_service.generation.model import DeadlineExceeded, ModelClient, ModelUnavailable
 from ielts_service.generation.pools import CacheError, PoolStore, pool_key
 from ielts_service.generation.prompt_store import PromptStore
+from ielts_service.generation.prompts import PromptSet
 from ielts_service.generation.retry import ContentFiltered
 from ielts_service.generation.topics import is_avoided, normalise_topic
+from ielts_service.generation.validators import fingerprint
 from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.questions")
 
 DEFAULT_RETRY_AFTER = 10
+MAPPING_COVERAGE = 0.5  # free text joins a catalogue pool when half its words match
 
 
 @dataclass(frozen=True)
 class PoolSettings:
     size: int = 5
     ttl_seconds: int = 86400
+    max_items: int = 20  # widening stops here; past it a session sees repeats
+
+
+def pool_topic(bank: Bank, topic: str) -> str:
+    """The topic a pool is kept under: its catalogue area when close enough, else itself."""
+    area = bank.match(topic, MAPPING_COVERAGE)
+    return area.name if area else normalise_topic(topic)
+
+
+def reject_avoided(topic: str | None) -> None:
+    if topic is not None and is_avoided(topic):
+        raise APIError(422, "topic_rejected",
+                       "this topic is not used in the IELTS Speaking test; choose another")
 
 
 class QuestionService:
@@ -59,31 +76,66 @@ class QuestionService:
         self, topic: str | None, part: int, session_id: str | None, deadline: Deadline
     ) -> dict[str, Any]:
         """The `data` of a /generate-question answer."""
-        if topic is not None and is_avoided(topic):
-            raise APIError(422, "topic_rejected",
-                           "this topic is not used in the IELTS Speaking test; choose another")
+        reject_avoided(topic)
         if self.model is None:
             area = self._bank_area(topic)
             return await self._serve_bank(area, part, session_id, degraded=False)
-        norm = normalise_topic(topic) if topic else self.bank.random_topic().name
+        norm = pool_topic(self.bank, topic) if topic else self.bank.random_topic().name
         prompt = self.prompts.current[part]
         key = pool_key(part, norm, prompt.version, self.model.model)
-        items = await self._cached(key)
-        if items:
-            item = await self._pick(key, part, items, session_id)
-            return to_data(part, norm, item, source="cache", degraded=False,
-                           prompt_version=prompt.version)
+        pool = await self._cached(key) or []
+        seen = await self._seen(session_id, key)
+        unseen = [item for item in pool if item_id(part, item) not in seen]
+        if pool and (unseen or session_id is None or len(pool) >= self.pools.max_items):
+            return await self._serve(key, norm, prompt, unseen or pool, session_id, "cache")
         try:
-            count = prompt.items or self.pools.size
-            generation = await self.model.generate(prompt, norm, count, deadline)
+            fresh = await self._generate(key, norm, prompt, deadline, pool)
         except ContentFiltered:
+            if pool:
+                return await self._serve(key, norm, prompt, pool, session_id, "cache")
             raise APIError(422, "content_filtered",
                            "the model's content filter refused this topic; choose another") from None
         except (ModelUnavailable, DeadlineExceeded) as exc:
+            if pool:  # a widening call failed: a repeat beats an error
+                return await self._serve(key, norm, prompt, pool, session_id, "cache")
             return await self._fallback(norm, part, session_id, exc)
-        await self._store(key, generation.items)
-        item = await self._pick(key, part, generation.items, session_id)
-        return to_data(part, norm, item, source="ai", degraded=False, prompt_version=prompt.version)
+        return await self._serve(key, norm, prompt, fresh or pool, session_id, "ai")
+
+    async def _generate(
+        self, key: str, topic: str, prompt: PromptSet, deadline: Deadline, pool: list[Item]
+    ) -> list[Item]:
+        """One model call; its new items join the pool. Returns the new items."""
+        assert self.model is not None
+        count = prompt.items or self.pools.size
+        generation = await self.model.generate(prompt, topic, count, deadline)
+        fresh = await self._claim(prompt, generation.items)
+        if not fresh and not pool:
+            fresh = generation.items  # all seen elsewhere: still better than nothing
+        await self._store(key, pool + fresh)
+        return fresh
+
+    async def _claim(self, prompt: PromptSet, items: list[Item]) -> list[Item]:
+        """Drop items whose text another pool (or this one) already holds."""
+        assert self.model is not None
+        scope = f"{self.model.model}:{prompt.version}"
+        prints = [fingerprint(prompt.part, item) for item in items]
+        try:
+            new = await self.store.claim(scope, prints, self.pools.ttl_seconds)
+        except CacheError as exc:
+            log.warning("cache_error", op="claim", error=str(exc))
+            return items
+        if dropped := len(items) - len([p for p in prints if p in new]):
+            self.metrics.items_rejected.labels(str(prompt.part), "duplicate").inc(dropped)
+        return [item for item, p in zip(items, prints, strict=True) if p in new]
+
+    async def _serve(
+        self, key: str, topic: str, prompt: PromptSet, items: list[Item],
+        session_id: str | None, source: str,
+    ) -> dict[str, Any]:
+        item = random.choice(items)
+        await self._mark_seen(session_id, key, item_id(prompt.part, item))
+        return to_data(prompt.part, topic, item, source=source, degraded=False,
+                       prompt_version=prompt.version)
 
     def _bank_area(self, topic: str | None) -> BankTopic:
         if topic is None:
@@ -94,7 +146,10 @@ class QuestionService:
         self, area: BankTopic, part: int, session_id: str | None, *, degraded: bool
     ) -> dict[str, Any]:
         key = f"bank:{self.bank.version}:p{part}:{area.name}"
-        item = await self._pick(key, part, area.items[part], session_id)
+        seen = await self._seen(session_id, key)
+        items = area.items[part]
+        item = random.choice([i for i in items if item_id(part, i) not in seen] or items)
+        await self._mark_seen(session_id, key, item_id(part, item))
         return to_data(part, area.name, item, source="bank", degraded=degraded,
                        prompt_version=self.bank.version)
 
@@ -129,19 +184,19 @@ class QuestionService:
         except CacheError as exc:
             log.warning("cache_error", op="put", error=str(exc))
 
-    async def _pick(self, key: str, part: int, items: list[Item], session_id: str | None) -> Item:
-        """A random item, one this session has not seen while the pool has unseen ones."""
+    async def _seen(self, session_id: str | None, key: str) -> set[str]:
         if session_id is None:
-            return random.choice(items)
+            return set()
         try:
-            seen = await self.store.seen(session_id, key)
+            return await self.store.seen(session_id, key)
         except CacheError as exc:
             log.warning("cache_error", op="seen", error=str(exc))
-            seen = set()
-        item = random.choice([i for i in items if item_id(part, i) not in seen] or items)
+            return set()
+
+    async def _mark_seen(self, session_id: str | None, key: str, item: str) -> None:
+        if session_id is None:
+            return
         try:
-            await self.store.mark_seen(session_id, key, item_id(part, item),
-                                       self.pools.ttl_seconds)
+            await self.store.mark_seen(session_id, key, item, self.pools.ttl_seconds)
         except CacheError as exc:
             log.warning("cache_error", op="mark_seen", error=str(exc))
-        return item

@@ -1,0 +1,19 @@
+"""The topic catalogue a frontend can offer."""
+
+from __future__ import annotations
+
+from quart import Blueprint, Response
+
+from ielts_service.api.envelope import success
+from ielts_service.clients import services
+from ielts_service.generation.mock_test import OPENING_TOPICS
+
+blueprint = Blueprint("catalogue", __name__)
+
+
+@blueprint.get("/v1/topics")
+async def topics() -> tuple[Response, int]:
+    """Every topic area with its category and the Part 2 card types it has."""
+    catalogue = services().questions.bank.catalogue()
+    return success({"topics": catalogue, "count": len(catalogue),
+                    "part1_openers": list(OPENING_TOPICS)})

@@ -1,0 +1,48 @@
+"""A whole Speaking test: three Part 1 topics, one cue card, and Part 3 on the card's theme."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+from typing import Any
+
+from ielts_service.deadline import Deadline
+from ielts_service.generation.service import QuestionService, reject_avoided
+
+# Part 1 always opens with work or study, or home and hometown.
+OPENING_TOPICS = ("work or study", "hometown", "home and accommodation")
+PART1_CATEGORIES = ("everyday life", "leisure and media")
+
+
+def part1_topics(service: QuestionService, avoid: str, rng: random.Random) -> list[str]:
+    """An opening topic, then two familiar ones that differ from it and from the card."""
+    others = [t.name for t in service.bank.topics
+              if t.category in PART1_CATEGORIES and t.name not in OPENING_TOPICS + (avoid,)]
+    openers = [t for t in OPENING_TOPICS if t != avoid]
+    return [rng.choice(openers), *rng.sample(others, 2)]
+
+
+async def mock_test(
+    service: QuestionService, topic: str | None, session_id: str | None, deadline: Deadline
+) -> dict[str, Any]:
+    """The `data` of a /v1/mock-test answer. Each part falls back on its own."""
+    reject_avoided(topic)
+    rng = random.Random()
+    card_topic = topic or service.bank.random_topic(rng).name
+    openers = part1_topics(service, card_topic, rng)
+    part2_task = asyncio.create_task(service.question(card_topic, 2, session_id, deadline))
+    part1 = await asyncio.gather(*(service.question(t, 1, session_id, deadline) for t in openers))
+    part2 = await part2_task
+    # Part 3 discusses the card's theme: the same (normalised) topic as the card.
+    part3 = await service.question(part2["topic"], 3, session_id, deadline)
+    part3["linked_to"] = part2["id"]
+    ids = [p["id"] for p in (*part1, part2, part3)]
+    return {
+        "id": "mt-" + hashlib.sha256("|".join(ids).encode()).hexdigest()[:16],
+        "part1": {"topics": [{"topic": p["topic"], "questions": p["questions"], "id": p["id"],
+                              "source": p["source"]} for p in part1]},
+        "part2": part2,
+        "part3": part3,
+        "degraded": any(p["degraded"] for p in (*part1, part2, part3)),
+    }

@@ -1,0 +1,81 @@
+"""A whole linked Speaking test, and the catalogue the frontend offers."""
+
+from __future__ import annotations
+
+import pytest
+
+from ielts_service.generation.mock_test import OPENING_TOPICS
+from ielts_service.generation.validators import check_item
+from tests.conftest import azure_env
+from tests.support import fake_model as fm
+
+
+async def mock(client, **payload):
+    response = await client.post("/v1/mock-test", json=payload)
+    return response, await response.get_json()
+
+
+async def test_a_mock_test_from_the_bank_is_linked_and_opens_with_work_or_home(bank_client):
+    response, body = await mock(bank_client, topic="a memorable trip", session_id="s-1")
+    data = body["data"]
+    assert response.status_code == 200 and data["degraded"] is False
+    topics = data["part1"]["topics"]
+    assert len(topics) == 3 and topics[0]["topic"] in OPENING_TOPICS
+    assert len({t["topic"] for t in topics}) == 3
+    assert all(check_item(1, {"questions": t["questions"]}) == [] for t in topics)
+    assert data["part2"]["part"] == 2 and check_item(2, data["part2"]["cue_card"]) == []
+    assert data["part3"]["part"] == 3 and data["part3"]["linked_to"] == data["part2"]["id"]
+    assert data["part3"]["topic"] == data["part2"]["topic"] == "travel and holidays"
+    assert data["id"].startswith("mt-")
+
+
+async def test_a_mock_test_without_a_topic_draws_one(bank_client):
+    _, body = await mock(bank_client)
+    assert body["data"]["part3"]["topic"] == body["data"]["part2"]["topic"]
+
+
+async def test_a_mock_test_rejects_avoided_topics_and_unknown_fields(bank_client):
+    rejected, body = await mock(bank_client, topic="elections and politics")
+    unknown, body2 = await mock(bank_client, part=2)
+    assert rejected.status_code == 422 and body["code"] == "topic_rejected"
+    assert unknown.status_code == 422 and body2["details"][0]["field"] == "part"
+
+
+async def test_a_mock_test_from_the_model_uses_one_call_per_part_and_topic(azure_client,
+                                                                          fake_model):
+    _, body = await mock(azure_client, topic="gardens")
+    data = body["data"]
+    assert {data["part2"]["source"], data["part3"]["source"]} == {"ai"}
+    assert len(fake_model.requests) == 5  # three Part 1 topics, the card, Part 3
+    names = sorted(r.body["response_format"]["json_schema"]["name"] for r in fake_model.requests)
+    assert names == ["ielts_part1"] * 3 + ["ielts_part2", "ielts_part3"]
+
+
+async def test_each_part_falls_back_on_its_own_when_the_model_is_down(
+    make_client, make_settings, fake_model
+):
+    client = await make_client(make_settings(azure_env(fake_model, AI_MAX_ATTEMPTS="1")))
+    fake_model.set_default(fm.status(503))
+    response, body = await mock(client, topic="public transport")
+    data = body["data"]
+    assert response.status_code == 200 and data["degraded"] is True
+    assert {t["source"] for t in data["part1"]["topics"]} == {"bank"}
+    assert data["part2"]["source"] == data["part3"]["source"] == "bank"
+    assert data["part3"]["topic"] == data["part2"]["topic"] == "transport"
+
+
+async def test_topics_lists_the_catalogue_with_categories_and_card_types(bank_client):
+    response = await bank_client.get("/v1/topics")
+    data = (await response.get_json())["data"]
+    assert response.status_code == 200 and data["count"] >= 40
+    categories = {t["category"] for t in data["topics"]}
+    assert categories == {"everyday life", "leisure and media", "wider themes"}
+    kinds = {"person", "place", "object", "event", "activity"}
+    assert all(t["card_types"] and set(t["card_types"]) <= kinds for t in data["topics"])
+    assert set(data["part1_openers"]) <= {t["topic"] for t in data["topics"]}
+
+
+@pytest.mark.parametrize("path", ["/v1/topics"])
+async def test_topics_is_cheap_and_not_rate_limited(make_client, make_settings, path):
+    client = await make_client(make_settings(RATE_LIMIT_PER_MINUTE=1))
+    assert {(await client.get(path)).status_code for _ in range(3)} == {200}
