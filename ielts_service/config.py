@@ -7,6 +7,7 @@ Secrets are `SecretStr`, so neither `repr` nor an error message can print them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -64,17 +65,30 @@ class Settings(BaseModel):
     ai_temperature: float = Field(0.9, ge=0, le=2)
     pool_size: int = Field(5, ge=1, le=20)
     pool_ttl_seconds: int = Field(86400, ge=1)
+    pool_soft_ttl_seconds: int = Field(21600, ge=1)  # past it a pool is served stale and refilled
+    lock_lease_seconds: float = Field(5.0, gt=0, le=120)  # single-flight lease, renewed by its holder
+    background_tasks_max: int = Field(16, ge=0, le=1000)  # refills running at once per worker
+    ai_budget_rpm: int = Field(0, ge=0)  # model requests per minute for all instances; 0: no budget
+    ai_budget_tpm: int = Field(0, ge=0)  # model tokens per minute for all instances; 0: no budget
+    trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
     rate_limit_per_minute: int = Field(60, ge=0, le=100000)  # per client, question routes; 0: off
     max_body_bytes: int = Field(16384, ge=256, le=1048576)
     prometheus_multiproc_dir: Path | None = None  # set by `ielts-service serve`
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(o.strip() for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
 
     @field_validator("azure_openai_endpoint", "openai_base_url")
