@@ -9,7 +9,12 @@ import structlog
 from quart import current_app
 
 from ielts_service.config import Settings
+from redis.asyncio import Redis
+
+from ielts_service.generation.background import BackgroundTasks
 from ielts_service.generation.bank import Bank
+from ielts_service.generation.budget import Budget
+from ielts_service.generation.flight import SingleFlight
 from ielts_service.generation.model import ModelClient
 from ielts_service.generation.pools import MemoryPoolStore, PoolStore, RedisPoolStore
 from ielts_service.generation.prompt_store import PromptStore
@@ -46,7 +51,18 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def make_model_client(settings: Settings, metrics: Metrics) -> ModelClient | None:
+def make_budget(settings: Settings, metrics: Metrics, redis: Redis | None) -> Budget | None:
+    """The shared model budget, when one is configured (0 means no limit on that kind)."""
+    if not (settings.ai_budget_rpm or settings.ai_budget_tpm):
+        return None
+    unlimited = 10**12
+    return Budget(redis, settings.ai_budget_rpm or unlimited, settings.ai_budget_tpm or unlimited,
+                  metrics)
+
+
+def make_model_client(
+    settings: Settings, metrics: Metrics, redis: Redis | None = None
+) -> ModelClient | None:
     """The SDK client for the configured provider, its own retries off; None for the bank."""
     client: openai.AsyncOpenAI
     if settings.ai_provider == "azure":
@@ -68,7 +84,8 @@ def make_model_client(settings: Settings, metrics: Metrics) -> ModelClient | Non
         return None
     return ModelClient(client, provider=settings.ai_provider, model=settings.model_name,
                        policy=retry_policy(settings), metrics=metrics,
-                       temperature=settings.ai_temperature)
+                       temperature=settings.ai_temperature,
+                       budget=make_budget(settings, metrics, redis))
 
 
 def read_prompts(settings: Settings) -> PromptStore:
@@ -85,11 +102,15 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
                                         settings.redis_timeout_seconds)
     else:
         store = MemoryPoolStore()
-    model = make_model_client(settings, metrics)
+    model = make_model_client(settings, metrics, store.redis)
     prompts = read_prompts(settings)
     questions = QuestionService(
         store=store, bank=Bank.load(), prompts=prompts, model=model,
-        pools=PoolSettings(settings.pool_size, settings.pool_ttl_seconds), metrics=metrics,
+        pools=PoolSettings(settings.pool_size, settings.pool_ttl_seconds,
+                           settings.pool_soft_ttl_seconds),
+        metrics=metrics,
+        flight=SingleFlight(store.redis, settings.lock_lease_seconds),
+        background=BackgroundTasks(settings.background_tasks_max),
     )
     log.info("services_opened", provider=settings.ai_provider, model=settings.model_name,
              cache="redis" if settings.redis_url else "memory")
@@ -97,6 +118,8 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
 
 
 async def close_services(svc: Services) -> None:
+    await svc.questions.background.close()
+    await svc.questions.flight.close()
     if svc.model is not None:
         await svc.model.close()
     await svc.store.close()

@@ -8,6 +8,7 @@ import pytest
 
 from ielts_service.generation.validators import check_item
 from tests.support import fake_model as fm
+from tests.support.waiting import eventually
 
 URL = "/generate-question"
 
@@ -24,17 +25,15 @@ async def test_near_duplicate_topics_share_one_pool(azure_client, fake_model, to
     assert sources == ["ai", "cache", "cache"] and len(fake_model.requests) == 1
 
 
-async def test_a_session_sees_no_repeat_then_the_pool_is_widened(azure_client, fake_model):
-    served = []
-    for _ in range(5):
+async def test_a_session_sees_no_repeat_as_the_pool_is_widened(azure_client, fake_model):
+    ids = []
+    for _ in range(12):
         _, body = await ask(azure_client, topic="gardens", session_id="student-7")
-        served.append(body["data"])
-    assert len({d["id"] for d in served}) == 5 and len(fake_model.requests) == 1
-    _, body = await ask(azure_client, topic="gardens", session_id="student-7")
-    assert body["data"]["id"] not in {d["id"] for d in served}
-    assert body["data"]["source"] == "ai" and len(fake_model.requests) == 2
+        ids.append(body["data"]["id"])
+    assert len(set(ids)) == 12  # a pool of 5 was widened (ahead of need) instead of repeating
+    assert 3 <= len(fake_model.requests) <= 5
     _, other = await ask(azure_client, topic="gardens", session_id="student-8")
-    assert other["data"]["source"] == "cache" and len(fake_model.requests) == 2
+    assert other["data"]["source"] == "cache"
 
 
 async def test_without_a_session_the_pool_is_served_without_widening(azure_client, fake_model):
@@ -57,7 +56,13 @@ async def test_a_widening_call_keeps_only_new_items(azure_client, fake_model):
     fake_model.enqueue(fm.ok(first), fm.ok(first + fm.valid_items(1, 1)))
     ids = [(await ask(azure_client, topic="gardens", part=1, session_id="s"))[1]["data"]["id"]
            for _ in range(3)]
-    assert len(set(ids)) == 3 and len(fake_model.requests) == 2
+    assert len(set(ids)) == 3 and len(fake_model.requests) >= 2
+
+    async def duplicates_dropped() -> bool:  # the widening may still run in the background
+        text = await (await azure_client.get("/metrics")).get_data(as_text=True)
+        return 'ielts_items_rejected_total{part="1",reason="duplicate"} 2.0' in text
+
+    await eventually(duplicates_dropped)
 
 
 INJECTIONS = [

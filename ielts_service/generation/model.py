@@ -18,6 +18,7 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from ielts_service.deadline import Deadline
+from ielts_service.generation.budget import Budget, BudgetExhausted
 from ielts_service.generation.items import Item, response_format
 from ielts_service.generation.prompts import PromptSet
 from ielts_service.generation.retry import (
@@ -81,6 +82,7 @@ class ModelClient:
         policy: RetryPolicy,
         metrics: Metrics,
         temperature: float = 0.9,
+        budget: Budget | None = None,
     ) -> None:
         self._client = client
         self.provider = provider
@@ -88,6 +90,7 @@ class ModelClient:
         self.policy = policy
         self.metrics = metrics
         self.temperature = temperature
+        self.budget = budget
 
     def __repr__(self) -> str:
         return f"ModelClient(provider={self.provider!r}, model={self.model!r})"
@@ -132,6 +135,8 @@ class ModelClient:
         """What a spent retry loop means for the caller."""
         if isinstance(exc, ContentFiltered | DeadlineExceeded | asyncio.CancelledError):
             return exc
+        if isinstance(exc, BudgetExhausted):
+            return ModelUnavailable("budget_exhausted", math.ceil(exc.retry_after))
         if isinstance(exc, openai.APIError | InvalidOutput):
             if deadline.expired:
                 return DeadlineExceeded()
@@ -144,9 +149,13 @@ class ModelClient:
     async def _attempt(
         self, prompt: PromptSet, topic: str, count: int, deadline: Deadline, record: _Attempt
     ) -> tuple[list[Item], list[str]]:
+        record.outcome = "skipped"  # until a call is made: nothing to log or count
+        messages = prompt.messages(topic, count)
+        if self.budget is not None:
+            estimate = (prompt.max_tokens or 1500) + sum(len(m["content"]) for m in messages) // 4
+            await self.budget.take(estimate, deadline)
         remaining = deadline.remaining()
         if remaining <= 0:
-            record.outcome = "skipped"  # no call made: nothing to log or count
             raise DeadlineExceeded()
         started = time.monotonic()
         error: BaseException | None = None
@@ -154,7 +163,7 @@ class ModelClient:
             async with asyncio.timeout(remaining):
                 completion = await self._client.chat.completions.create(
                     model=self.model,
-                    messages=prompt.messages(topic, count),  # type: ignore[arg-type]
+                    messages=messages,  # type: ignore[arg-type]
                     response_format=response_format(prompt.part),  # type: ignore[arg-type]
                     temperature=(self.temperature if prompt.temperature is None
                                  else prompt.temperature),

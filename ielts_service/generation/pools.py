@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -25,6 +26,29 @@ KEY_PREFIX = "ielts:v1"
 
 class CacheError(Exception):
     """The pool store could not answer."""
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A pool's items and the wall-clock time until which they count as fresh."""
+
+    items: list[Item]
+    fresh_until: float
+
+    @property
+    def stale(self) -> bool:
+        return time.time() > self.fresh_until
+
+    def dumps(self) -> str:
+        return json.dumps({"items": self.items, "fresh_until": self.fresh_until},
+                          ensure_ascii=False)
+
+    @classmethod
+    def loads(cls, raw: str) -> Pool:
+        data = json.loads(raw)
+        if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+            raise ValueError("not a pool")
+        return cls(data["items"], float(data.get("fresh_until", 0)))
 
 
 def pool_key(part: int, topic: str, prompt_version: str, model: str) -> str:
@@ -42,8 +66,10 @@ def _seen_key(session_id: str, key: str) -> str:
 
 
 class PoolStore(Protocol):
-    async def get(self, key: str) -> list[Item] | None: ...
-    async def put(self, key: str, items: list[Item], ttl: int) -> None: ...
+    @property
+    def redis(self) -> aioredis.Redis | None: ...
+    async def get(self, key: str) -> Pool | None: ...
+    async def put(self, key: str, pool: Pool, ttl: int) -> None: ...
     async def seen(self, session_id: str, key: str) -> set[str]: ...
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None: ...
     async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]: ...
@@ -71,19 +97,23 @@ class RedisPoolStore:
     def __repr__(self) -> str:
         return "RedisPoolStore()"
 
-    async def get(self, key: str) -> list[Item] | None:
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self._redis
+
+    async def get(self, key: str) -> Pool | None:
         try:
             raw = await self._redis.get(key)
         except (RedisError, OSError) as exc:
             raise CacheError(type(exc).__name__) from None
         try:
-            return json.loads(raw) if raw else None
-        except ValueError:
+            return Pool.loads(raw) if raw else None
+        except (ValueError, TypeError):
             raise CacheError("corrupt pool") from None
 
-    async def put(self, key: str, items: list[Item], ttl: int) -> None:
+    async def put(self, key: str, pool: Pool, ttl: int) -> None:
         try:
-            await self._redis.set(key, json.dumps(items, ensure_ascii=False), ex=ttl)
+            await self._redis.set(key, pool.dumps(), ex=ttl)
         except (RedisError, OSError) as exc:
             raise CacheError(type(exc).__name__) from None
 
@@ -159,12 +189,16 @@ class MemoryPoolStore:
         while len(self._entries) > self._max:
             self._entries.popitem(last=False)
 
-    async def get(self, key: str) -> list[Item] | None:
-        value = self._get(key)
-        return list(value) if isinstance(value, list) else None
+    @property
+    def redis(self) -> None:
+        return None
 
-    async def put(self, key: str, items: list[Item], ttl: int) -> None:
-        self._set(key, list(items), ttl)
+    async def get(self, key: str) -> Pool | None:
+        value = self._get(key)
+        return value if isinstance(value, Pool) else None
+
+    async def put(self, key: str, pool: Pool, ttl: int) -> None:
+        self._set(key, pool, ttl)
 
     async def seen(self, session_id: str, key: str) -> set[str]:
         value = self._get(_seen_key(session_id, key))

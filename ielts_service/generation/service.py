@@ -9,6 +9,7 @@ has seen a whole pool gets the pool widened by another call rather than a repeat
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +20,10 @@ from ielts_service.errors import APIError
 from ielts_service.generation.bank import Bank, BankTopic
 from ielts_service.generation.items import Item, item_id, to_data
 from ielts_service.generation.model import DeadlineExceeded, ModelClient, ModelUnavailable
-from ielts_service.generation.pools import CacheError, PoolStore, pool_key
+from ielts_service.generation.background import BackgroundTasks
+from ielts_service.generation.budget import BudgetExhausted
+from ielts_service.generation.flight import SingleFlight
+from ielts_service.generation.pools import CacheError, Pool, PoolStore, pool_key
 from ielts_service.generation.prompt_store import PromptStore
 from ielts_service.generation.prompts import PromptSet
 from ielts_service.generation.retry import ContentFiltered
@@ -37,7 +41,9 @@ MAPPING_COVERAGE = 0.5  # free text joins a catalogue pool when half its words m
 class PoolSettings:
     size: int = 5
     ttl_seconds: int = 86400
+    soft_ttl_seconds: int = 21600  # past it a pool is served stale while one refill runs
     max_items: int = 20  # widening stops here; past it a session sees repeats
+    background_timeout: float = 60.0  # a refill's own deadline
 
 
 def pool_topic(bank: Bank, topic: str) -> str:
@@ -64,6 +70,8 @@ class QuestionService:
         model: ModelClient | None,
         pools: PoolSettings,
         metrics: Metrics,
+        flight: SingleFlight,
+        background: BackgroundTasks,
     ) -> None:
         self.store = store
         self.bank = bank
@@ -71,6 +79,8 @@ class QuestionService:
         self.model = model
         self.pools = pools
         self.metrics = metrics
+        self.flight = flight
+        self.background = background
 
     async def question(
         self, topic: str | None, part: int, session_id: str | None, deadline: Deadline
@@ -83,35 +93,86 @@ class QuestionService:
         norm = pool_topic(self.bank, topic) if topic else self.bank.random_topic().name
         prompt = self.prompts.current[part]
         key = pool_key(part, norm, prompt.version, self.model.model)
-        pool = await self._cached(key) or []
+        pool = await self._cached(key)
+        if pool is None:
+            return await self._cold(key, norm, prompt, session_id, deadline)
+        if pool.stale:
+            self.background.spawn(key, "refill", lambda: self._refill(key, norm, prompt))
         seen = await self._seen(session_id, key)
-        unseen = [item for item in pool if item_id(part, item) not in seen]
-        if pool and (unseen or session_id is None or len(pool) >= self.pools.max_items):
-            return await self._serve(key, norm, prompt, unseen or pool, session_id, "cache")
+        unseen = [item for item in pool.items if item_id(part, item) not in seen]
+        if unseen or session_id is None or len(pool.items) >= self.pools.max_items:
+            if session_id is not None and len(unseen) <= 2:  # refill ahead of need
+                self.background.spawn(key, "widen", lambda: self._widen(key, norm, prompt))
+            return await self._serve(key, norm, prompt, unseen or pool.items, session_id, "cache")
+        # This session has seen the whole pool: widen it now rather than repeat.
         try:
-            fresh = await self._generate(key, norm, prompt, deadline, pool)
+            fresh = await self._widen(key, norm, prompt, deadline)
+        except (ContentFiltered, ModelUnavailable, DeadlineExceeded, BudgetExhausted):
+            fresh = []
+        source = "ai" if fresh else "cache"
+        return await self._serve(key, norm, prompt, fresh or pool.items, session_id, source)
+
+    async def _cold(
+        self, key: str, topic: str, prompt: PromptSet, session_id: str | None, deadline: Deadline
+    ) -> dict[str, Any]:
+        """A miss: one model call for everyone missing this pool (single-flight)."""
+
+        async def landed() -> list[Item] | None:
+            pool = await self._cached(key, count=False)
+            return pool.items if pool else None
+
+        async def produce() -> list[Item]:
+            return await self._generate(key, topic, prompt, Deadline.after(
+                max(deadline.remaining(), 0.0)), [])
+
+        try:
+            items, produced = await self.flight.run(key, landed, produce, deadline)
         except ContentFiltered:
-            if pool:
-                return await self._serve(key, norm, prompt, pool, session_id, "cache")
             raise APIError(422, "content_filtered",
                            "the model's content filter refused this topic; choose another") from None
         except (ModelUnavailable, DeadlineExceeded) as exc:
-            if pool:  # a widening call failed: a repeat beats an error
-                return await self._serve(key, norm, prompt, pool, session_id, "cache")
-            return await self._fallback(norm, part, session_id, exc)
-        return await self._serve(key, norm, prompt, fresh or pool, session_id, "ai")
+            return await self._fallback(topic, prompt.part, session_id, exc)
+        return await self._serve(key, topic, prompt, items, session_id,
+                                 "ai" if produced else "cache")
+
+    async def _refill(self, key: str, topic: str, prompt: PromptSet) -> None:
+        """Replace a stale pool; one refill at a time across every instance."""
+
+        async def fresh() -> list[Item] | None:
+            pool = await self._cached(key, count=False)
+            return pool.items if pool and not pool.stale else None
+
+        async def produce() -> list[Item]:
+            return await self._generate(key, topic, prompt, self._background_deadline(), [],
+                                        replace=True)
+
+        await self.flight.run(key, fresh, produce, self._background_deadline())
+
+    async def _widen(self, key: str, topic: str, prompt: PromptSet,
+                     deadline: Deadline | None = None) -> list[Item]:
+        """Add a call's new items to the pool (up to `max_items`); return the new ones."""
+        pool = await self._cached(key, count=False)
+        if pool is None or len(pool.items) >= self.pools.max_items:
+            return []
+        return await self._generate(key, topic, prompt,
+                                    deadline or self._background_deadline(), pool.items)
+
+    def _background_deadline(self) -> Deadline:
+        return Deadline.after(self.pools.background_timeout)
 
     async def _generate(
-        self, key: str, topic: str, prompt: PromptSet, deadline: Deadline, pool: list[Item]
+        self, key: str, topic: str, prompt: PromptSet, deadline: Deadline, pool: list[Item],
+        *, replace: bool = False,
     ) -> list[Item]:
-        """One model call; its new items join the pool. Returns the new items."""
+        """One model call; its new items join (or replace) the pool. Returns the new items."""
         assert self.model is not None
         count = prompt.items or self.pools.size
         generation = await self.model.generate(prompt, topic, count, deadline)
         fresh = await self._claim(prompt, generation.items)
         if not fresh and not pool:
             fresh = generation.items  # all seen elsewhere: still better than nothing
-        await self._store(key, pool + fresh)
+        items = (fresh or pool) if replace else pool + fresh
+        await self._store(key, items)
         return fresh
 
     async def _claim(self, prompt: PromptSet, items: list[Item]) -> list[Item]:
@@ -168,19 +229,23 @@ class QuestionService:
                        "the question generator is unavailable right now; try again later",
                        headers={"Retry-After": str(retry_after)})
 
-    async def _cached(self, key: str) -> list[Item] | None:
+    async def _cached(self, key: str, *, count: bool = True) -> Pool | None:
         try:
-            items = await self.store.get(key)
+            pool = await self.store.get(key)
         except CacheError as exc:
             log.warning("cache_error", op="get", error=str(exc))
             self.metrics.cache_requests.labels("error").inc()
             return None
-        self.metrics.cache_requests.labels("hit" if items else "miss").inc()
-        return items
+        pool = pool if pool and pool.items else None
+        if count:
+            result = "miss" if pool is None else "stale" if pool.stale else "hit"
+            self.metrics.cache_requests.labels(result).inc()
+        return pool
 
     async def _store(self, key: str, items: list[Item]) -> None:
+        pool = Pool(items, time.time() + self.pools.soft_ttl_seconds)
         try:
-            await self.store.put(key, items, self.pools.ttl_seconds)
+            await self.store.put(key, pool, self.pools.ttl_seconds)
         except CacheError as exc:
             log.warning("cache_error", op="put", error=str(exc))
 

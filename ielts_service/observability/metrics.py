@@ -58,6 +58,9 @@ class Metrics:
         self.items_rejected = Counter("ielts_items_rejected",
                                       "Model items dropped by the IELTS validators.",
                                       ["part", "reason"], registry=r)
+        self.budget_remaining = Gauge("ielts_ai_budget_remaining",
+                                      "Model budget left in the shared buckets, as last seen.",
+                                      ["kind"], registry=r, multiprocess_mode="mostrecent")
         self.inflight = Gauge("ielts_inflight_requests", "HTTP requests being answered now.",
                               registry=r, multiprocess_mode="livesum")
 

@@ -1,0 +1,117 @@
+"""The deployment's model budget (requests and tokens per minute), shared by all instances.
+
+Two token buckets, taken together or not at all, in one Lua script on Redis time, so
+every worker and instance draws from the same quota. A call that would overdraw waits
+for the refill when that fits in its deadline, else the caller falls back instead of
+provoking 429s. Without Redis (or while it is down) the same buckets live in the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from ielts_service.deadline import Deadline
+from ielts_service.observability.metrics import Metrics
+
+log = structlog.get_logger("ielts_service.budget")
+KEY = "ielts:v1:budget"
+
+# KEYS: requests bucket, tokens bucket. ARGV: rpm, tpm, request cost, token cost.
+# Returns {granted, wait_ms, requests_left, tokens_left}.
+_TAKE = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local function level(key, capacity)
+  local v = redis.call('HMGET', key, 'level', 'at')
+  local lv, at = tonumber(v[1]) or capacity, tonumber(v[2]) or now
+  return math.min(capacity, lv + (now - at) * capacity / 60000)
+end
+local rpm, tpm = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rc, tc = tonumber(ARGV[3]), tonumber(ARGV[4])
+local r, k = level(KEYS[1], rpm), level(KEYS[2], tpm)
+local wait = 0
+if r < rc then wait = math.max(wait, (rc - r) * 60000 / rpm) end
+if k < tc then wait = math.max(wait, (tc - k) * 60000 / tpm) end
+if wait == 0 then r = r - rc; k = k - tc end
+redis.call('HSET', KEYS[1], 'level', r, 'at', now)
+redis.call('HSET', KEYS[2], 'level', k, 'at', now)
+redis.call('PEXPIRE', KEYS[1], 120000)
+redis.call('PEXPIRE', KEYS[2], 120000)
+return {wait == 0 and 1 or 0, math.ceil(wait), tostring(r), tostring(k)}
+"""
+
+
+class BudgetExhausted(Exception):
+    """The shared quota has no room before the deadline; `retry_after` in seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"model budget exhausted for {retry_after:.1f} s")
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Bucket:
+    level: float
+    at: float
+
+
+class Budget:
+    """`take(tokens, deadline)` before each model attempt; waits or raises BudgetExhausted."""
+
+    def __init__(self, redis: aioredis.Redis | None, rpm: int, tpm: int, metrics: Metrics,
+                 min_attempt_seconds: float = 0.5) -> None:
+        self._redis, self.rpm, self.tpm = redis, rpm, tpm
+        self._metrics = metrics
+        self._min_attempt = min_attempt_seconds
+        now = time.monotonic()
+        self._local = (_Bucket(float(rpm), now), _Bucket(float(tpm), now))
+
+    def __repr__(self) -> str:
+        return f"Budget(rpm={self.rpm}, tpm={self.tpm}, shared={self._redis is not None})"
+
+    async def take(self, tokens: int, deadline: Deadline) -> None:
+        tokens = min(tokens, self.tpm)  # a call larger than the whole quota could never run
+        while True:
+            wait = await self._try(tokens)
+            if wait == 0:
+                return
+            if wait > deadline.remaining() - self._min_attempt:
+                raise BudgetExhausted(wait)
+            await asyncio.sleep(wait)
+
+    async def _try(self, tokens: int) -> float:
+        if self._redis is not None:
+            try:
+                granted, wait_ms, left_r, left_t = await self._redis.eval(
+                    _TAKE, 2, f"{KEY}:requests", f"{KEY}:tokens", self.rpm, self.tpm, 1, tokens)
+                self._export(float(left_r), float(left_t))
+                return 0.0 if int(granted) else int(wait_ms) / 1000
+            except (RedisError, OSError) as exc:
+                log.warning("budget_store_error", error=type(exc).__name__)
+        return self._try_local(tokens)
+
+    def _try_local(self, tokens: int) -> float:
+        now = time.monotonic()
+        levels = []
+        for bucket, capacity in zip(self._local, (self.rpm, self.tpm), strict=True):
+            levels.append(min(capacity, bucket.level + (now - bucket.at) * capacity / 60))
+            bucket.at = now
+        waits = [(cost - level) * 60 / capacity
+                 for cost, level, capacity in zip((1, tokens), levels, (self.rpm, self.tpm),
+                                                  strict=True) if level < cost]
+        if not waits:
+            levels = [levels[0] - 1, levels[1] - tokens]
+        for bucket, level in zip(self._local, levels, strict=True):
+            bucket.level = level
+        self._export(*levels)
+        return max(waits, default=0.0)
+
+    def _export(self, requests: float, tokens: float) -> None:
+        self._metrics.budget_remaining.labels("requests").set(max(0.0, requests))
+        self._metrics.budget_remaining.labels("tokens").set(max(0.0, tokens))

@@ -1,0 +1,155 @@
+"""Single-flight: concurrent misses of one pool cost one model call across every worker.
+
+In a process, requests for the same key share one task. Across processes, the task first
+takes a Redis lease (`SET NX PX` with an owner token, renewed while it works, released
+by compare-and-delete); the others wait for the pool to land: woken by a pub/sub message
+on one subscriber per process, with a bounded poll as a fallback, never past their own
+deadline. A holder that dies stops renewing, its lease runs out and a waiter takes over.
+Without Redis, or while Redis is down, only the in-process sharing applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from ielts_service.deadline import Deadline
+from ielts_service.generation.model import DeadlineExceeded
+
+log = structlog.get_logger("ielts_service.flight")
+T = TypeVar("T")
+PREFIX = "ielts:v1:flight"
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+          "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0")
+
+
+class SingleFlight:
+    """`run(key, load, produce, deadline)` -> (value, produced_by_this_call)."""
+
+    def __init__(self, redis: aioredis.Redis | None, lease: float, poll: float = 0.5) -> None:
+        self._redis = redis
+        self._lease_ms = int(lease * 1000)
+        self._poll = poll
+        self._local: dict[str, asyncio.Future[tuple[object, bool]]] = {}
+        self._ready: dict[str, list[asyncio.Future[None]]] = {}
+        self._listener: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"SingleFlight(redis={self._redis is not None}, in_flight={len(self._local)})"
+
+    async def run(
+        self, key: str, load: Callable[[], Awaitable[T | None]],
+        produce: Callable[[], Awaitable[T]], deadline: Deadline,
+    ) -> tuple[T, bool]:
+        if (shared := self._local.get(key)) is not None:
+            value, _ = await self._bounded(asyncio.shield(shared), deadline)
+            return value, False  # type: ignore[return-value]
+        task = asyncio.ensure_future(self._distributed(key, load, produce, deadline))
+        self._local[key] = task  # type: ignore[assignment]
+        task.add_done_callback(lambda _: self._local.pop(key, None))
+        return await self._bounded(asyncio.shield(task), deadline)
+
+    @staticmethod
+    async def _bounded(awaitable: Awaitable[T], deadline: Deadline) -> T:
+        try:
+            return await asyncio.wait_for(awaitable, deadline.remaining())
+        except TimeoutError:
+            raise DeadlineExceeded() from None
+
+    async def _distributed(
+        self, key: str, load: Callable[[], Awaitable[T | None]],
+        produce: Callable[[], Awaitable[T]], deadline: Deadline,
+    ) -> tuple[T, bool]:
+        if self._redis is None:
+            return await produce(), True
+        name = hashlib.sha256(key.encode()).hexdigest()[:24]
+        lock, channel, token = f"{PREFIX}:lock:{name}", f"{PREFIX}:ready:{name}", uuid.uuid4().hex
+        while True:
+            try:
+                acquired = await self._redis.set(lock, token, nx=True, px=self._lease_ms)
+            except (RedisError, OSError):
+                return await produce(), True  # Redis is down: share within this process only
+            if acquired:
+                return await self._hold(lock, channel, token, produce), True
+            ready = self._wait_ready(name)
+            try:
+                if (value := await load()) is not None:
+                    return value, False
+                if deadline.expired:
+                    raise DeadlineExceeded()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(ready),
+                                           min(self._poll, deadline.remaining()))
+                if (value := await load()) is not None:
+                    return value, False
+            finally:
+                self._forget(name, ready)
+
+    async def _hold(self, lock: str, channel: str, token: str,
+                    produce: Callable[[], Awaitable[T]]) -> T:
+        assert self._redis is not None
+        renewer = asyncio.create_task(self._renew(lock, token))
+        try:
+            value = await produce()
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.publish(channel, "1")
+            return value
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
+                await self._redis.eval(_RELEASE, 1, lock, token)
+
+    async def _renew(self, lock: str, token: str) -> None:
+        assert self._redis is not None
+        while True:
+            await asyncio.sleep(self._lease_ms / 3000)
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.eval(_RENEW, 1, lock, token, self._lease_ms)
+
+    def _wait_ready(self, name: str) -> asyncio.Future[None]:
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen())
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ready.setdefault(name, []).append(future)
+        return future
+
+    def _forget(self, name: str, future: asyncio.Future[None]) -> None:
+        waiters = self._ready.get(name, [])
+        if future in waiters:
+            waiters.remove(future)
+        if not waiters:
+            self._ready.pop(name, None)
+
+    async def _listen(self) -> None:
+        """One subscriber per process wakes every local waiter of a pool that landed."""
+        assert self._redis is not None
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.psubscribe(f"{PREFIX}:ready:*")
+                    while True:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                           timeout=1.0)
+                        if message is not None:
+                            name = str(message["channel"]).rsplit(":", 1)[-1]
+                            for future in self._ready.pop(name, []):
+                                if not future.done():
+                                    future.set_result(None)
+            except (RedisError, OSError) as exc:
+                log.warning("flight_listener_error", error=type(exc).__name__)
+                await asyncio.sleep(1.0)  # waiters poll meanwhile
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener

@@ -1,0 +1,22 @@
+"""Waiting on a condition with a deadline, instead of sleeping and hoping."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+
+async def eventually(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
+    """Poll `condition` (sync or async) until it returns something truthy; fail at the deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        assert loop.time() < deadline, "condition not met within the deadline"
+        await asyncio.sleep(0.02)

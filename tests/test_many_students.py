@@ -1,0 +1,167 @@
+"""Many students at once: single-flight, stale pools refilled once, a shared budget, no
+blocking on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from ielts_service.generation.items import PARTS
+from ielts_service.generation.pools import Pool, pool_key
+from ielts_service.generation.prompts import load_prompts
+from tests.conftest import azure_env
+from tests.support import fake_model as fm
+from tests.support.waiting import eventually
+
+ROOT = Path(__file__).resolve().parent.parent
+URL = "/generate-question"
+
+
+async def ask(client, **payload):
+    response = await client.post(URL, json=payload)
+    return response.status_code, (await response.get_json())
+
+
+@pytest.fixture
+async def two_instances(make_client, make_settings, fake_model, redis):
+    """Two app instances sharing one Redis, as two servers behind a load balancer would."""
+    env = azure_env(fake_model, REDIS_URL=redis.url)
+    return [await make_client(make_settings(env)) for _ in range(2)]
+
+
+async def test_a_cold_storm_on_two_instances_costs_one_model_call(two_instances, fake_model):
+    fake_model.set_default(fm.slow(0.5))
+    results = await asyncio.gather(*(ask(two_instances[i % 2], topic="volcanoes", part=2)
+                                     for i in range(40)))
+    assert {status for status, _ in results} == {200}
+    assert len(fake_model.requests) == 1
+    assert sorted(body["data"]["source"] for _, body in results).count("ai") == 1
+
+
+async def redis_client(url: str) -> aioredis.Redis:
+    return aioredis.from_url(url, decode_responses=True)
+
+
+async def test_a_dead_holders_lease_runs_out_and_a_waiter_takes_over(
+    make_client, make_settings, fake_model, redis
+):
+    client = await make_client(make_settings(azure_env(fake_model, REDIS_URL=redis.url)))
+    r = await redis_client(redis.url)
+    try:
+        # A holder that died: its lease is there, nobody renews it, nobody will publish.
+        prompt = load_prompts(ROOT / "prompts")[2]
+        key = pool_key(2, "volcanoes", prompt.version, "gpt-4o-test")
+        name = hashlib.sha256(key.encode()).hexdigest()[:24]
+        await r.set(f"ielts:v1:flight:lock:{name}", "dead-holder", px=700)
+        started = time.monotonic()
+        status, body = await ask(client, topic="volcanoes", part=2)
+        elapsed = time.monotonic() - started
+    finally:
+        await r.aclose()
+    assert status == 200 and body["data"]["source"] == "ai"
+    assert len(fake_model.requests) == 1 and 0.6 <= elapsed < 3
+
+
+async def test_a_waiter_never_waits_past_its_deadline(make_client, make_settings, fake_model,
+                                                      redis):
+    client = await make_client(make_settings(azure_env(
+        fake_model, REDIS_URL=redis.url, REQUEST_TIMEOUT_SECONDS="0.8")))
+    r = await redis_client(redis.url)
+    try:
+        prompt = load_prompts(ROOT / "prompts")[2]
+        key = pool_key(2, "quantum chromodynamics", prompt.version, "gpt-4o-test")
+        name = hashlib.sha256(key.encode()).hexdigest()[:24]
+        await r.set(f"ielts:v1:flight:lock:{name}", "busy-holder", px=60000)
+        started = time.monotonic()
+        response = await client.post(URL, json={"topic": "quantum chromodynamics"})
+        elapsed = time.monotonic() - started
+    finally:
+        await r.aclose()
+    assert response.status_code == 504 and elapsed < 2.0
+    assert fake_model.requests == []
+
+
+async def test_a_stale_pool_is_served_while_exactly_one_refill_runs(two_instances, fake_model,
+                                                                    redis):
+    prompt = load_prompts(ROOT / "prompts")[2]
+    key = pool_key(2, "volcanoes", prompt.version, "gpt-4o-test")
+    old = fm.valid_items(2, 3)
+    r = await redis_client(redis.url)
+    try:
+        await r.set(key, Pool(old, time.time() - 10).dumps(), ex=3600)
+        fake_model.set_default(fm.slow(0.3))
+        results = await asyncio.gather(*(ask(two_instances[i % 2], topic="volcanoes")
+                                         for i in range(20)))
+        assert {body["data"]["source"] for _, body in results} == {"cache"}
+        assert {body["data"]["cue_card"]["title"] for _, body in results} <= {
+            i["title"] for i in old}
+
+        async def refilled() -> Pool | None:
+            pool = Pool.loads(await r.get(key))
+            return pool if pool.items[0] != old[0] else None
+
+        pool = await eventually(refilled)
+    finally:
+        await r.aclose()
+    assert not pool.stale and len(fake_model.requests) == 1
+
+
+async def test_the_model_budget_holds_across_two_instances(make_client, make_settings,
+                                                           fake_model, redis):
+    env = azure_env(fake_model, REDIS_URL=redis.url, AI_BUDGET_RPM="2",
+                    REQUEST_TIMEOUT_SECONDS="2")
+    a, b = [await make_client(make_settings(env)) for _ in range(2)]
+    answers = [await ask(client, topic=topic) for client, topic in
+               ((a, "volcanoes"), (b, "glaciers"), (a, "a memorable journey"), (b, "deserts"))]
+    assert len(fake_model.requests) == 2
+    assert [body["data"]["source"] for _, body in answers[:2]] == ["ai", "ai"]
+    assert answers[2][1]["data"]["source"] == "bank" and answers[2][1]["data"]["degraded"]
+    assert answers[3][0] == 503 and answers[3][1]["code"] == "upstream_unavailable"
+    metrics = await (await a.get("/metrics")).get_data(as_text=True)
+    assert 'ielts_ai_budget_remaining{kind="requests"}' in metrics
+
+
+async def test_no_slow_callback_on_the_event_loop_during_a_burst(make_client, make_settings,
+                                                                  fake_model, redis, caplog):
+    azure_client = await make_client(make_settings(azure_env(
+        fake_model, REDIS_URL=redis.url, RATE_LIMIT_PER_MINUTE="0")))
+    for part in PARTS:  # warm up: first renders and connections
+        await ask(azure_client, topic="volcanoes", part=part)
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = 0.05
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    try:
+        results = await asyncio.gather(*(ask(azure_client, topic=t, part=1 + i % 3)
+                                         for i, t in enumerate(["volcanoes", "glaciers"] * 100)))
+    finally:
+        loop.set_debug(False)
+    slow = [r.getMessage() for r in caplog.records
+            if r.name == "asyncio" and "took" in r.getMessage()]
+    assert {status for status, _ in results} == {200}
+    assert slow == []
+
+
+@pytest.mark.e2e
+def test_a_cold_storm_across_two_workers_costs_one_model_call(serve, fake_model, redis):
+    server = serve("--workers", "2", **azure_env(fake_model, REDIS_URL=redis.url,
+                                                 RATE_LIMIT_PER_MINUTE="0"))
+    fake_model.set_default(fm.slow(1.0))
+
+    async def storm() -> list[int]:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(limits=limits, timeout=20) as client:
+            replies = await asyncio.gather(*(client.post(server.url + URL,
+                                                         json={"topic": "volcanoes"})
+                                             for _ in range(100)))
+        return [reply.status_code for reply in replies]
+
+    assert set(asyncio.run(storm())) == {200}
+    assert len(fake_model.requests) == 1
