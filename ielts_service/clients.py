@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from ielts_service.generation.background import BackgroundTasks
 from ielts_service.generation.bank import Bank
 from ielts_service.generation.budget import Budget
+from ielts_service.generation.circuit import CircuitBreaker, RedisGate
 from ielts_service.generation.flight import SingleFlight
 from ielts_service.generation.model import ModelClient
 from ielts_service.generation.pools import MemoryPoolStore, PoolStore, RedisPoolStore
@@ -51,17 +52,19 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def make_budget(settings: Settings, metrics: Metrics, redis: Redis | None) -> Budget | None:
+def make_budget(settings: Settings, metrics: Metrics, redis: Redis | None,
+                gate: RedisGate | None = None) -> Budget | None:
     """The shared model budget, when one is configured (0 means no limit on that kind)."""
     if not (settings.ai_budget_rpm or settings.ai_budget_tpm):
         return None
     unlimited = 10**12
     return Budget(redis, settings.ai_budget_rpm or unlimited, settings.ai_budget_tpm or unlimited,
-                  metrics)
+                  metrics, gate=gate)
 
 
 def make_model_client(
-    settings: Settings, metrics: Metrics, redis: Redis | None = None
+    settings: Settings, metrics: Metrics, redis: Redis | None = None,
+    gate: RedisGate | None = None,
 ) -> ModelClient | None:
     """The SDK client for the configured provider, its own retries off; None for the bank."""
     client: openai.AsyncOpenAI
@@ -85,7 +88,12 @@ def make_model_client(
     return ModelClient(client, provider=settings.ai_provider, model=settings.model_name,
                        policy=retry_policy(settings), metrics=metrics,
                        temperature=settings.ai_temperature,
-                       budget=make_budget(settings, metrics, redis))
+                       budget=make_budget(settings, metrics, redis, gate),
+                       breaker=CircuitBreaker(
+                           window=settings.circuit_window_seconds,
+                           min_calls=settings.circuit_min_calls,
+                           failure_ratio=settings.circuit_failure_ratio,
+                           cooldown=settings.circuit_cooldown_seconds))
 
 
 def read_prompts(settings: Settings) -> PromptStore:
@@ -102,14 +110,15 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
                                         settings.redis_timeout_seconds)
     else:
         store = MemoryPoolStore()
-    model = make_model_client(settings, metrics, store.redis)
+    gate = getattr(store, "gate", None)
+    model = make_model_client(settings, metrics, store.redis, gate)
     prompts = read_prompts(settings)
     questions = QuestionService(
         store=store, bank=Bank.load(), prompts=prompts, model=model,
         pools=PoolSettings(settings.pool_size, settings.pool_ttl_seconds,
                            settings.pool_soft_ttl_seconds),
         metrics=metrics,
-        flight=SingleFlight(store.redis, settings.lock_lease_seconds),
+        flight=SingleFlight(store.redis, settings.lock_lease_seconds, gate=gate),
         background=BackgroundTasks(settings.background_tasks_max),
     )
     log.info("services_opened", provider=settings.ai_provider, model=settings.model_name,

@@ -62,6 +62,10 @@ class Settings(BaseModel):
     ai_retry_after_cap_seconds: float = Field(20.0, ge=0, le=120)
     ai_backoff_base_seconds: float = Field(0.5, ge=0, le=30)
     ai_backoff_max_seconds: float = Field(8.0, ge=0, le=120)
+    circuit_min_calls: int = Field(10, ge=1)  # calls in the window before the breaker may open
+    circuit_failure_ratio: float = Field(0.5, gt=0, le=1)
+    circuit_window_seconds: float = Field(30.0, gt=0)
+    circuit_cooldown_seconds: float = Field(15.0, gt=0)  # open this long, then one probe
     ai_temperature: float = Field(0.9, ge=0, le=2)
     pool_size: int = Field(5, ge=1, le=20)
     pool_ttl_seconds: int = Field(86400, ge=1)

@@ -53,7 +53,10 @@ def _checks(svc: Services) -> dict[str, Callable[[], Awaitable[dict[str, Any]]]]
         return {"parts": loaded, "reload_error": svc.prompts.error}
 
     async def model() -> dict[str, Any]:
-        return {"provider": svc.settings.ai_provider, "model": svc.settings.model_name}
+        # An open circuit is reported, not failed: pools and the bank still serve.
+        circuit = svc.model.breaker.state if svc.model is not None else "none"
+        return {"provider": svc.settings.ai_provider, "model": svc.settings.model_name,
+                "circuit": circuit}
 
     return {"cache": cache, "prompts": prompts, "model": model}
 

@@ -17,6 +17,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from ielts_service.deadline import Deadline
+from ielts_service.generation.circuit import RedisGate
 from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.budget")
@@ -65,8 +66,9 @@ class Budget:
     """`take(tokens, deadline)` before each model attempt; waits or raises BudgetExhausted."""
 
     def __init__(self, redis: aioredis.Redis | None, rpm: int, tpm: int, metrics: Metrics,
-                 min_attempt_seconds: float = 0.5) -> None:
+                 min_attempt_seconds: float = 0.5, gate: RedisGate | None = None) -> None:
         self._redis, self.rpm, self.tpm = redis, rpm, tpm
+        self._gate = gate or RedisGate()
         self._metrics = metrics
         self._min_attempt = min_attempt_seconds
         now = time.monotonic()
@@ -86,13 +88,14 @@ class Budget:
             await asyncio.sleep(wait)
 
     async def _try(self, tokens: int) -> float:
-        if self._redis is not None:
+        if self._redis is not None and self._gate.open:
             try:
                 granted, wait_ms, left_r, left_t = await self._redis.eval(
                     _TAKE, 2, f"{KEY}:requests", f"{KEY}:tokens", self.rpm, self.tpm, 1, tokens)
                 self._export(float(left_r), float(left_t))
                 return 0.0 if int(granted) else int(wait_ms) / 1000
             except (RedisError, OSError) as exc:
+                self._gate.failed()
                 log.warning("budget_store_error", error=type(exc).__name__)
         return self._try_local(tokens)
 

@@ -22,6 +22,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from ielts_service.deadline import Deadline
+from ielts_service.generation.circuit import RedisGate
 from ielts_service.generation.model import DeadlineExceeded
 
 log = structlog.get_logger("ielts_service.flight")
@@ -35,8 +36,10 @@ _RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
 class SingleFlight:
     """`run(key, load, produce, deadline)` -> (value, produced_by_this_call)."""
 
-    def __init__(self, redis: aioredis.Redis | None, lease: float, poll: float = 0.5) -> None:
+    def __init__(self, redis: aioredis.Redis | None, lease: float, poll: float = 0.5,
+                 gate: RedisGate | None = None) -> None:
         self._redis = redis
+        self._gate = gate or RedisGate()
         self._lease_ms = int(lease * 1000)
         self._poll = poll
         self._local: dict[str, asyncio.Future[tuple[object, bool]]] = {}
@@ -74,10 +77,13 @@ class SingleFlight:
         name = hashlib.sha256(key.encode()).hexdigest()[:24]
         lock, channel, token = f"{PREFIX}:lock:{name}", f"{PREFIX}:ready:{name}", uuid.uuid4().hex
         while True:
+            if not self._gate.open:
+                return await produce(), True  # Redis is down: share within this process only
             try:
                 acquired = await self._redis.set(lock, token, nx=True, px=self._lease_ms)
             except (RedisError, OSError):
-                return await produce(), True  # Redis is down: share within this process only
+                self._gate.failed()
+                continue
             if acquired:
                 return await self._hold(lock, channel, token, produce), True
             ready = self._wait_ready(name)

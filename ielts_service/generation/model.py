@@ -19,6 +19,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from ielts_service.deadline import Deadline
 from ielts_service.generation.budget import Budget, BudgetExhausted
+from ielts_service.generation.circuit import CircuitBreaker
 from ielts_service.generation.items import Item, response_format
 from ielts_service.generation.prompts import PromptSet
 from ielts_service.generation.retry import (
@@ -45,6 +46,14 @@ class ModelUnavailable(Exception):
         self.reason = reason
         self.retry_after = retry_after
         self.detail = ""  # the last error, for people (the CLI); never sent to clients
+
+
+class CircuitOpen(Exception):
+    """The breaker is open: no call goes out until the cool-down ends."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"circuit open for {retry_after:.1f} s")
+        self.retry_after = retry_after
 
 
 class DeadlineExceeded(Exception):
@@ -83,6 +92,7 @@ class ModelClient:
         metrics: Metrics,
         temperature: float = 0.9,
         budget: Budget | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._client = client
         self.provider = provider
@@ -91,6 +101,7 @@ class ModelClient:
         self.metrics = metrics
         self.temperature = temperature
         self.budget = budget
+        self.breaker = breaker or CircuitBreaker()
 
     def __repr__(self) -> str:
         return f"ModelClient(provider={self.provider!r}, model={self.model!r})"
@@ -137,6 +148,8 @@ class ModelClient:
             return exc
         if isinstance(exc, BudgetExhausted):
             return ModelUnavailable("budget_exhausted", math.ceil(exc.retry_after))
+        if isinstance(exc, CircuitOpen):
+            return ModelUnavailable("circuit_open", math.ceil(exc.retry_after) or 1)
         if isinstance(exc, openai.APIError | InvalidOutput):
             if deadline.expired:
                 return DeadlineExceeded()
@@ -150,6 +163,8 @@ class ModelClient:
         self, prompt: PromptSet, topic: str, count: int, deadline: Deadline, record: _Attempt
     ) -> tuple[list[Item], list[str]]:
         record.outcome = "skipped"  # until a call is made: nothing to log or count
+        if not self.breaker.allow():
+            raise CircuitOpen(self.breaker.retry_after())
         messages = prompt.messages(topic, count)
         if self.budget is not None:
             estimate = (prompt.max_tokens or 1500) + sum(len(m["content"]) for m in messages) // 4
@@ -190,9 +205,18 @@ class ModelClient:
             raise
         finally:
             record.outcome = outcome_of(error)
+            if record.outcome != "content_filtered":
+                self._record_health(record.outcome == "success")
             record.latency_ms = round((time.monotonic() - started) * 1000, 1)
             record.status_code = getattr(error, "status_code", None)
             self._count(prompt.part, record)
+
+    def _record_health(self, success: bool) -> None:
+        before = self.breaker.state
+        self.breaker.record(success)
+        if (after := self.breaker.state) != before:
+            log.warning("circuit_" + ("closed" if after == "closed" else "opened"),
+                        provider=self.provider, model=self.model, state=after)
 
     def _count(self, part: int, record: _Attempt) -> None:
         labels = (self.provider, self.model, str(part), record.outcome)

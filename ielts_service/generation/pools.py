@@ -12,14 +12,19 @@ import json
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio import BlockingConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
+from ielts_service.generation.circuit import RedisGate
 from ielts_service.generation.items import Item
+
+T = TypeVar("T")
 
 KEY_PREFIX = "ielts:v1"
 
@@ -81,88 +86,88 @@ class PoolStore(Protocol):
 class RedisPoolStore:
     """Pools as JSON strings with a TTL; a session's seen items as a set beside them."""
 
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, gate: RedisGate | None = None) -> None:
         self._redis = client
+        self.gate = gate or RedisGate()
 
     @classmethod
     def from_url(cls, url: str, timeout: float) -> RedisPoolStore:
         # One short timeout and no client-side retries: a dead Redis costs a request
-        # `timeout` once, not several backoffs.
-        client = aioredis.from_url(
+        # `timeout` once, not several backoffs; the gate then skips Redis for a moment.
+        # A bounded pool that waits (up to `timeout`) for a free connection: a burst of
+        # requests queues for a moment instead of failing with MaxConnectionsError.
+        pool = BlockingConnectionPool.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), decode_responses=True,
+            retry=Retry(NoBackoff(), 0), decode_responses=True, max_connections=64,
+            timeout=timeout,
         )
-        return cls(client)
+        return cls(aioredis.Redis(connection_pool=pool))
 
     def __repr__(self) -> str:
-        return "RedisPoolStore()"
+        return f"RedisPoolStore({self.gate!r})"
 
     @property
     def redis(self) -> aioredis.Redis:
         return self._redis
 
-    async def get(self, key: str) -> Pool | None:
+    async def _call(self, operation: Callable[[], Awaitable[T]], *, gated: bool = True) -> T:
+        """Run one Redis operation; failures become CacheError and close the gate briefly."""
+        if gated and not self.gate.open:
+            raise CacheError("skipped: Redis failed moments ago")
         try:
-            raw = await self._redis.get(key)
+            result = await operation()
         except (RedisError, OSError) as exc:
+            self.gate.failed()
             raise CacheError(type(exc).__name__) from None
+        self.gate.succeeded()
+        return result
+
+    async def get(self, key: str) -> Pool | None:
+        raw = await self._call(lambda: self._redis.get(key))
         try:
             return Pool.loads(raw) if raw else None
         except (ValueError, TypeError):
             raise CacheError("corrupt pool") from None
 
     async def put(self, key: str, pool: Pool, ttl: int) -> None:
-        try:
-            await self._redis.set(key, pool.dumps(), ex=ttl)
-        except (RedisError, OSError) as exc:
-            raise CacheError(type(exc).__name__) from None
+        await self._call(lambda: self._redis.set(key, pool.dumps(), ex=ttl))
 
     async def seen(self, session_id: str, key: str) -> set[str]:
-        try:
-            return set(await self._redis.smembers(_seen_key(session_id, key)))
-        except (RedisError, OSError) as exc:
-            raise CacheError(type(exc).__name__) from None
+        return set(await self._call(lambda: self._redis.smembers(_seen_key(session_id, key))))
 
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None:
         name = _seen_key(session_id, key)
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                await pipe.sadd(name, item_id).expire(name, ttl).execute()
-        except (RedisError, OSError) as exc:
-            raise CacheError(type(exc).__name__) from None
+        pipe = self._redis.pipeline(transaction=True).sadd(name, item_id).expire(name, ttl)
+        await self._call(pipe.execute)
 
     async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]:
         """The fingerprints no pool of `scope` held yet (now recorded), atomically each."""
         name = _prints_key(scope)
-        try:
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for p in prints:
-                    pipe.sadd(name, p)
-                pipe.expire(name, ttl)
-                added = await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise CacheError(type(exc).__name__) from None
+        pipe = self._redis.pipeline(transaction=True)
+        for p in prints:
+            pipe.sadd(name, p)
+        pipe.expire(name, ttl)
+        added = await self._call(pipe.execute)
         return {p for p, new in zip(prints, added, strict=False) if new}
 
     async def purge(self) -> int:
-        purged = 0
-        try:
+        async def unlink_all() -> int:
+            purged = 0
             async for key in self._redis.scan_iter(match=f"{KEY_PREFIX}:pool:*", count=500):
                 purged += await self._redis.unlink(key)
             async for key in self._redis.scan_iter(match=f"{KEY_PREFIX}:prints:*", count=500):
                 await self._redis.unlink(key)
-        except (RedisError, OSError) as exc:
-            raise CacheError(type(exc).__name__) from None
-        return purged
+            return purged
+
+        return await self._call(unlink_all)
 
     async def ping(self) -> None:
-        try:
-            await self._redis.ping()
-        except (RedisError, OSError) as exc:
-            raise CacheError(type(exc).__name__) from None
+        """A real round trip even while the gate is closed: readiness sees recovery."""
+        await self._call(self._redis.ping, gated=False)
 
     async def close(self) -> None:
         await self._redis.aclose()
+        await self._redis.connection_pool.disconnect()  # the pool was built here, not by Redis
 
 
 class MemoryPoolStore:
