@@ -1,0 +1,166 @@
+"""Rate limits: who a request counts against, one limit shared through Redis, an outage."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from ielts_service.api.limits import client_address
+
+PATH = "/generate-question"
+UNTRUSTED = ("203.0.113.7", 50000)
+PROXY = ("10.0.0.2", 50000)
+
+
+async def hit(client, peer=UNTRUSTED, forwarded=None):
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    return await client.post(PATH, json={}, headers=headers, scope_base={"client": peer})
+
+
+async def statuses(client, n, **kwargs):
+    return [(await hit(client, **kwargs)).status_code for _ in range(n)]
+
+
+async def limit_keys(url: str) -> dict[str, int]:
+    """Each rate-limit key in Redis and its PTTL."""
+    client = aioredis.from_url(url)
+    try:
+        keys = [k.decode() async for k in client.scan_iter(match="ielts:v1:rl:*")]
+        return {key: await client.pttl(key) for key in keys}
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def limited(make_client, make_settings, redis):
+    """An app on the test Redis with `per_minute` per client (more settings as keywords)."""
+
+    async def start(per_minute: int, **env: str):
+        return await make_client(make_settings(REDIS_URL=redis.url,
+                                               RATE_LIMIT_PER_MINUTE=per_minute, **env))
+
+    return start
+
+
+async def test_spoofed_forwarded_for_from_an_untrusted_client_is_ignored(limited, redis):
+    client = await limited(2)
+    codes = [(await hit(client, forwarded=f"198.51.100.{n}")).status_code for n in range(4)]
+    assert codes == [200, 200, 429, 429]
+    keys = await limit_keys(redis.url)
+    assert len(keys) == 1 and next(iter(keys)).endswith("-203.0.113.7")
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(limited, redis):
+    client = await limited(1, TRUSTED_PROXIES="10.0.0.0/8")
+    first = await statuses(client, 2, peer=PROXY, forwarded="198.51.100.1")
+    second = await statuses(client, 1, peer=PROXY, forwarded="198.51.100.2")
+    # The client cannot prepend its way out: the walk stops at the first untrusted hop.
+    chained = await statuses(client, 1, peer=PROXY, forwarded="192.0.2.9, 198.51.100.1, 10.0.0.3")
+    assert first == [200, 429] and second == [200] and chained == [429]
+    assert sorted(k.rsplit("-", 1)[1] for k in await limit_keys(redis.url)) == [
+        "198.51.100.1", "198.51.100.2"]
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "expected"), [
+    (("203.0.113.7", 1), ["1.1.1.1"], "203.0.113.7"),                # untrusted peer
+    (("10.0.0.2", 1), [], "10.0.0.2"),                               # proxy, no header
+    (("10.0.0.2", 1), ["1.1.1.1, 2.2.2.2"], "2.2.2.2"),              # rightmost untrusted
+    (("10.0.0.2", 1), ["1.1.1.1", "2.2.2.2, 10.0.0.9"], "2.2.2.2"),  # two header lines
+    (("10.0.0.2", 1), ["1.1.1.1, junk, 10.0.0.9"], "10.0.0.9"),      # malformed: last good
+    (("10.0.0.2", 1), ["10.0.0.7, 10.0.0.9"], "10.0.0.7"),           # all trusted: leftmost
+    (("10.0.0.2", 1), ["2.2.2.2:4711"], "2.2.2.2"),                  # a port is dropped
+    (("10.0.0.2", 1), ["[2001:db8::1]:443"], "2001:db8::1"),
+    (("::ffff:10.0.0.2", 1), ["2.2.2.2"], "2.2.2.2"),                # IPv4-mapped peer
+    (None, ["2.2.2.2"], "unknown"),
+    (("<local>", 0), ["2.2.2.2"], "<local>"),
+])
+def test_client_address(peer, forwarded, expected):
+    proxies = (ipaddress.ip_network("10.0.0.0/8"),)
+    assert client_address(peer, forwarded, proxies) == expected
+
+
+async def test_two_instances_on_one_redis_share_one_limit(limited):
+    a, b = await limited(3), await limited(3)
+    allowed = await statuses(a, 2) + await statuses(b, 1)
+    over_a, over_b = await hit(a), await hit(b)
+    assert allowed == [200, 200, 200]
+    assert over_a.status_code == over_b.status_code == 429
+    for response in (over_a, over_b):  # 3 a minute: the next one passes 20 s after the first
+        assert (await response.get_json())["code"] == "rate_limited"
+        assert response.headers.getlist("Retry-After") in (["20"], ["19"])
+
+
+async def test_concurrent_requests_cannot_overshoot_the_limit(limited):
+    a, b = await limited(5), await limited(5)
+    responses = await asyncio.gather(*(hit(client) for client in (a, b) * 10))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [200] * 5 + [429] * 15
+
+
+async def test_keys_expire_when_their_arrival_time_has_passed(limited, redis):
+    client = await limited(3)
+    await hit(client)
+    one = await limit_keys(redis.url)
+    await statuses(client, 2)
+    three = await limit_keys(redis.url)
+    assert len(one) == 1 and 19_000 < next(iter(one.values())) <= 20_000
+    assert 59_000 < next(iter(three.values())) <= 60_000
+
+
+async def test_ratelimit_headers_come_from_the_same_call(limited):
+    client = await limited(2)
+    first, second, third = [await hit(client) for _ in range(3)]
+    assert [r.headers["RateLimit-Remaining"] for r in (first, second, third)] == ["1", "0", "0"]
+    assert first.headers["RateLimit-Limit"] == "2" and first.headers["RateLimit-Reset"] == "30"
+    assert third.status_code == 429 and third.headers.getlist("Retry-After") == ["30"]
+    health = await client.get("/health/live")
+    assert "RateLimit-Limit" not in health.headers
+
+
+async def test_zero_turns_limits_off(limited, redis):
+    client = await limited(0)
+    assert set(await statuses(client, 5)) == {200}
+    assert await limit_keys(redis.url) == {}
+
+
+async def test_redis_outage_falls_back_to_per_instance_limits(limited, redis, log_events):
+    client = await limited(2)
+    before = await statuses(client, 1)
+    redis.stop()
+    during = [await hit(client) for _ in range(4)]
+    redis.start()
+    after = await statuses(client, 3)
+    assert before == [200] and after == [200, 200, 429]  # a fresh Redis: its own budget again
+    assert [r.status_code for r in during] == [200, 200, 429, 429]
+    assert during[2].headers.getlist("Retry-After") == ["30"]
+    assert len(await limit_keys(redis.url)) == 1
+    warnings = [e for e in log_events() if e["event"] == "rate_limit_store_error"]
+    assert len(warnings) == 1 and warnings[0]["level"] == "warning"
+
+
+async def test_a_redis_that_never_answers_costs_a_timeout_not_a_5xx(make_client, make_settings):
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never replies
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        client = await make_client(make_settings(REDIS_URL=url, REDIS_TIMEOUT_SECONDS="0.1",
+                                                 RATE_LIMIT_PER_MINUTE=2))
+        codes = await statuses(client, 3)
+    assert codes == [200, 200, 429]
+
+
+@pytest.mark.e2e
+def test_two_workers_share_the_limit_over_real_sockets(serve, redis):
+    url = serve("--workers", "2", RATE_LIMIT_PER_MINUTE="5", REDIS_URL=redis.url).url
+    responses = [httpx.post(url + PATH, json={}, timeout=5,
+                            headers={"X-Forwarded-For": f"198.51.100.{n}"}) for n in range(8)]
+    codes = [r.status_code for r in responses]
+    assert codes.count(200) == 5 and codes.count(429) == 3
+    for response in responses[5:]:
+        assert len(response.headers.get_list("Retry-After")) == 1
+        assert 1 <= int(response.headers["Retry-After"]) <= 12
+    keys = asyncio.run(limit_keys(redis.url))  # in Redis, keyed by the socket's address
+    assert len(keys) == 1 and next(iter(keys)).endswith("-127.0.0.1")
