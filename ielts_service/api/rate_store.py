@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import structlog
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
+
+from ielts_service.generation.circuit import RedisGate
+from ielts_service.redis_client import connect, disconnect
 
 log = structlog.get_logger("ielts_service.api")
 
@@ -96,6 +97,7 @@ class RedisGcra:
         self._redis: aioredis.Redis | None = None
         self._script: AsyncScript | None = None
         self.fallback = MemoryGcra()
+        self.gate = RedisGate()  # after a failure, skip Redis briefly: one timeout, not one each
         self._warned_at: float | None = None
 
     def __repr__(self) -> str:
@@ -103,14 +105,12 @@ class RedisGcra:
 
     async def open(self) -> None:
         # Short timeouts and no client-side retries: a dead Redis costs a short wait, no backoffs.
-        self._redis = aioredis.from_url(
-            self._url, socket_timeout=self._timeout, socket_connect_timeout=self._timeout,
-            retry=Retry(NoBackoff(), 0))
+        self._redis = connect(self._url, self._timeout)
         self._script = self._redis.register_script(_GCRA)  # EVALSHA, loads it on NOSCRIPT
 
     async def close(self) -> None:
         if self._redis is not None:
-            await self._redis.aclose()
+            await disconnect(self._redis)
             self._redis, self._script = None, None
 
     async def hit(self, keys: list[str], limits: Limits) -> Decision:
@@ -118,10 +118,14 @@ class RedisGcra:
         try:
             if self._script is None:  # not serving: as if Redis were down
                 raise RedisError("not open")
+            if not self.gate.open:
+                return await self.fallback.hit(keys, limits)
             reply = await self._script(keys=[KEY_PREFIX + k for k in keys], args=args)
         except (RedisError, OSError) as exc:
+            self.gate.failed()
             self._warn(exc)
             return await self.fallback.hit(keys, limits)
+        self.gate.succeeded()
         return Decision(int(reply[0]), [int(s) for s in reply[1:]])
 
     def _warn(self, exc: Exception) -> None:

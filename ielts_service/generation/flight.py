@@ -43,6 +43,7 @@ class SingleFlight:
         self._lease_ms = int(lease * 1000)
         self._poll = poll
         self._local: dict[str, asyncio.Future[tuple[object, bool]]] = {}
+        self._waiters: dict[str, int] = {}
         self._ready: dict[str, list[asyncio.Future[None]]] = {}
         self._listener: asyncio.Task[None] | None = None
 
@@ -54,12 +55,30 @@ class SingleFlight:
         produce: Callable[[], Awaitable[T]], deadline: Deadline,
     ) -> tuple[T, bool]:
         if (shared := self._local.get(key)) is not None:
-            value, _ = await self._bounded(asyncio.shield(shared), deadline)
+            value, _ = await self._wait(key, shared, deadline)
             return value, False  # type: ignore[return-value]
         task = asyncio.ensure_future(self._distributed(key, load, produce, deadline))
         self._local[key] = task  # type: ignore[assignment]
-        task.add_done_callback(lambda _: self._local.pop(key, None))
-        return await self._bounded(asyncio.shield(task), deadline)
+        self._waiters[key] = 0
+        task.add_done_callback(lambda _: (self._local.pop(key, None),
+                                          self._waiters.pop(key, None)))
+        return await self._wait(key, task, deadline)  # type: ignore[arg-type]
+
+    async def _wait(self, key: str, task: asyncio.Future[tuple[object, bool]],
+                    deadline: Deadline) -> tuple[object, bool]:
+        """Await the shared task; when the last waiter's client goes away, cancel it."""
+        self._waiters[key] = self._waiters.get(key, 0) + 1
+        cancelled = False
+        try:
+            return await self._bounded(asyncio.shield(task), deadline)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        finally:
+            if key in self._waiters:  # gone once the task is done
+                self._waiters[key] -= 1
+                if cancelled and self._waiters[key] <= 0 and not task.done():
+                    task.cancel()
 
     @staticmethod
     async def _bounded(awaitable: Awaitable[T], deadline: Deadline) -> T:

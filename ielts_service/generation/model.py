@@ -136,7 +136,7 @@ class ModelClient:
                     self._log(prompt, record)
                     return Generation(items, record.number, rejected)
         except BaseException as exc:
-            if attempts and attempts[-1].outcome not in ("success", "skipped"):
+            if attempts and attempts[-1].outcome not in ("success", "skipped"):  # logged once
                 self._log(prompt, attempts[-1])
             raise self._unavailable(exc, deadline) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -197,6 +197,9 @@ class ModelClient:
         except TimeoutError:
             error = TimeoutError()
             raise DeadlineExceeded() from None
+        except asyncio.CancelledError as exc:  # the client left and nobody shares this call
+            error = exc
+            raise
         except Exception as exc:
             error = exc
             if is_content_filter_error(exc):
@@ -205,7 +208,7 @@ class ModelClient:
             raise
         finally:
             record.outcome = outcome_of(error)
-            if record.outcome != "content_filtered":
+            if record.outcome not in ("content_filtered", "cancelled"):
                 self._record_health(record.outcome == "success")
             record.latency_ms = round((time.monotonic() - started) * 1000, 1)
             record.status_code = getattr(error, "status_code", None)

@@ -16,13 +16,11 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
-from redis.asyncio import BlockingConnectionPool
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ielts_service.generation.circuit import RedisGate
 from ielts_service.generation.items import Item
+from ielts_service.redis_client import connect, disconnect
 
 T = TypeVar("T")
 
@@ -94,14 +92,7 @@ class RedisPoolStore:
     def from_url(cls, url: str, timeout: float) -> RedisPoolStore:
         # One short timeout and no client-side retries: a dead Redis costs a request
         # `timeout` once, not several backoffs; the gate then skips Redis for a moment.
-        # A bounded pool that waits (up to `timeout`) for a free connection: a burst of
-        # requests queues for a moment instead of failing with MaxConnectionsError.
-        pool = BlockingConnectionPool.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), decode_responses=True, max_connections=64,
-            timeout=timeout,
-        )
-        return cls(aioredis.Redis(connection_pool=pool))
+        return cls(connect(url, timeout, decode_responses=True))
 
     def __repr__(self) -> str:
         return f"RedisPoolStore({self.gate!r})"
@@ -166,8 +157,7 @@ class RedisPoolStore:
         await self._call(self._redis.ping, gated=False)
 
     async def close(self) -> None:
-        await self._redis.aclose()
-        await self._redis.connection_pool.disconnect()  # the pool was built here, not by Redis
+        await disconnect(self._redis)
 
 
 class MemoryPoolStore:

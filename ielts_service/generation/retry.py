@@ -8,6 +8,7 @@ could not start with time left for an attempt before the deadline is not started
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ def outcome_of(exc: BaseException | None) -> str:
     """The outcome label of an attempt: one vocabulary for logs, metrics and retry reasons."""
     if exc is None:
         return "success"
+    if isinstance(exc, asyncio.CancelledError):
+        return "cancelled"
     if isinstance(exc, openai.APITimeoutError):
         return "timeout"
     if isinstance(exc, openai.APIConnectionError):
