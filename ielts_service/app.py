@@ -13,6 +13,7 @@ from ielts_service.api import admin, catalogue, health, questions
 from ielts_service.api import metrics as metrics_api
 from ielts_service.api.envelope import register_error_handlers
 from ielts_service.api.limits import init_rate_limits
+from ielts_service.api.security import init_security
 from ielts_service.api.validation import validate_payload
 from ielts_service.clients import EXTENSION, close_services, open_services
 from ielts_service.config import Settings, load_settings
@@ -58,6 +59,7 @@ def create_app(settings: Settings) -> Quart:
     async def _start_deadline() -> None:
         g.deadline = Deadline.after(settings.request_timeout_seconds)
 
+    init_security(app, settings)  # API keys before rate limits: a key is whom a limit counts
     init_rate_limits(app, settings)  # cheap rejections before parsing
     app.before_request(validate_payload)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
+from dataclasses import dataclass
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -29,6 +31,18 @@ Provider = Literal["azure", "openai", "bank"]
 
 # Values people paste from examples; refusing them beats a confusing 401 later.
 _PLACEHOLDERS = {"changeme", "change-me", "your-key", "your-api-key", "xxx", "<key>", "secret"}
+
+
+_API_KEY = re.compile(r"([A-Za-z0-9._-]{1,32}):([0-9a-f]{64})(?::([1-9][0-9]{0,6}))?")
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A client API key as configured: a name, the key's SHA-256, its own per-minute limit."""
+
+    name: str
+    sha256: str
+    per_minute: int | None = None
 
 
 class ConfigError(Exception):
@@ -75,6 +89,8 @@ class Settings(BaseModel):
     ai_budget_rpm: int = Field(0, ge=0)  # model requests per minute for all instances; 0: no budget
     ai_budget_tpm: int = Field(0, ge=0)  # model tokens per minute for all instances; 0: no budget
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
+    client_api_keys: tuple[ApiKey, ...] = ()  # name:sha256hex[:per_minute], comma-separated
+    metrics_token: SecretStr | None = None  # when set, /metrics needs it as a bearer token
     rate_limit_per_minute: int = Field(60, ge=0, le=100000)  # per client, question routes; 0: off
     max_body_bytes: int = Field(16384, ge=256, le=1048576)
     prometheus_multiproc_dir: Path | None = None  # set by `ielts-service serve`
@@ -87,6 +103,20 @@ class Settings(BaseModel):
         if isinstance(value, str):
             return tuple(o.strip() for o in value.split(",") if o.strip())
         return value
+
+    @field_validator("client_api_keys", mode="before")
+    @classmethod
+    def _api_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        keys = []
+        for entry in (e.strip() for e in value.split(",") if e.strip()):
+            if not (match := _API_KEY.fullmatch(entry)):
+                raise ValueError("entries must be name:sha256hex or name:sha256hex:per_minute "
+                                 "(the key's SHA-256, never the key itself)")
+            name, digest, limit = match.groups()
+            keys.append(ApiKey(name, digest, int(limit) if limit else None))
+        return tuple(keys)
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -102,7 +132,7 @@ class Settings(BaseModel):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
 
-    @field_validator("azure_openai_api_key", "openai_api_key", "admin_token")
+    @field_validator("azure_openai_api_key", "openai_api_key", "admin_token", "metrics_token")
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDERS:
@@ -133,7 +163,8 @@ class Settings(BaseModel):
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redactor."""
-        secrets = (self.azure_openai_api_key, self.openai_api_key, self.admin_token)
+        secrets = (self.azure_openai_api_key, self.openai_api_key, self.admin_token,
+                   self.metrics_token)
         values = [s.get_secret_value() for s in secrets if s is not None]
         if self.redis_url is not None:
             password = urlsplit(self.redis_url.get_secret_value()).password

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
-
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response
 
 from ielts_service.api.envelope import success
+from ielts_service.api.security import require_bearer
 from ielts_service.clients import services
 from ielts_service.errors import APIError
 from ielts_service.generation.pools import CacheError
@@ -17,15 +16,7 @@ blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 @blueprint.before_request
 async def require_admin() -> None:
     """401 without a bearer token, 403 with a wrong one or when ADMIN_TOKEN is unset."""
-    token = services().settings.admin_token
-    if token is None:
-        raise APIError(403, "forbidden", "admin routes are disabled: ADMIN_TOKEN is not set")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise APIError(401, "unauthorized", "send Authorization: Bearer <ADMIN_TOKEN>",
-                       headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-        raise APIError(403, "forbidden", "wrong admin token")
+    require_bearer(services().settings.admin_token, "ADMIN_TOKEN")
 
 
 def _versions() -> dict[str, str]:

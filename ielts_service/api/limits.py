@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from quart import Quart, Response, current_app, g, request
@@ -71,14 +71,25 @@ def client_address(
 
 
 async def client_key() -> str:
-    """Whom a request counts against. The seam for client API keys (a later issue)."""
+    """Whom a request counts against: its API key's name when it sent one, else its address."""
+    if (key := g.get("api_key")) is not None:
+        return f"key:{key.name}"
     return client_address(request.scope.get("client"),
                           request.headers.getlist("X-Forwarded-For"),
                           current_app.extensions[EXTENSION])
 
 
-async def _not_limited() -> bool:
-    return request.blueprint not in LIMITED_BLUEPRINTS
+def _skip_unless(per_minute: int | None) -> Callable[[], Awaitable[bool]]:
+    """A skip function: the limit applies to limited routes whose client's own limit is
+    `per_minute` (None: clients without a limit of their own)."""
+
+    async def skip() -> bool:
+        if request.blueprint not in LIMITED_BLUEPRINTS or request.method == "OPTIONS":
+            return True
+        key = g.get("api_key")
+        return (key.per_minute if key is not None else None) != per_minute
+
+    return skip
 
 
 class AtomicRateLimiter(RateLimiter):
@@ -127,11 +138,16 @@ class AtomicRateLimiter(RateLimiter):
 def init_rate_limits(app: Quart, settings: Settings) -> None:
     """RATE_LIMIT_PER_MINUTE per client on LIMITED_BLUEPRINTS; 0 turns limits off."""
     per_minute = settings.rate_limit_per_minute
+    own = sorted({k.per_minute for k in settings.client_api_keys if k.per_minute})
     app.extensions[EXTENSION] = tuple(
         ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies)
     url = settings.redis_url
+    enabled = per_minute > 0 or bool(own)
     gcra = (RedisGcra(url.get_secret_value(), settings.redis_timeout_seconds)
-            if url is not None and per_minute > 0 else MemoryGcra())
-    limits = [RateLimit(max(per_minute, 1), timedelta(minutes=1), skip_function=_not_limited)]
+            if url is not None and enabled else MemoryGcra())
+    minute = timedelta(minutes=1)
+    limits = [RateLimit(n, minute, skip_function=_skip_unless(n)) for n in own]
+    if per_minute > 0:
+        limits.append(RateLimit(per_minute, minute, skip_function=_skip_unless(None)))
     AtomicRateLimiter(app, gcra, key_function=client_key, default_limits=limits,
-                      enabled=per_minute > 0)
+                      enabled=enabled)

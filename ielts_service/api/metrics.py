@@ -6,6 +6,7 @@ import asyncio
 
 from quart import Blueprint, Response
 
+from ielts_service.api.security import require_bearer
 from ielts_service.clients import services
 
 blueprint = Blueprint("metrics", __name__)
@@ -13,6 +14,10 @@ blueprint = Blueprint("metrics", __name__)
 
 @blueprint.route("/metrics")
 async def metrics() -> Response:
-    """Every worker's metrics (read from files off the event loop under multiprocess mode)."""
+    """Every worker's metrics (read from files off the event loop under multiprocess mode).
+
+    With METRICS_TOKEN set, scrapers must send it as a bearer token."""
+    if (token := services().settings.metrics_token) is not None:
+        require_bearer(token, "METRICS_TOKEN")
     body, content_type = await asyncio.to_thread(services().metrics.render)
     return Response(body, status=200, content_type=content_type)

@@ -119,7 +119,7 @@ async def validate_payload() -> None:
     """before_request: parse and validate the payload of views that declare one."""
     view = current_app.view_functions.get(request.endpoint or "")
     model: type[BaseModel] | None = getattr(view, "payload_model", None)
-    if model is None:
+    if model is None or request.method not in ("GET", "POST"):  # HEAD, OPTIONS: no payload
         return
     raw = _query() if request.method == "GET" else await _json_body()
     if not isinstance(raw, dict):

@@ -1,0 +1,80 @@
+"""Who may call what: bearer tokens, client API keys, CORS, and security headers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+from quart import Quart, Response, g, request
+from quart_cors import cors
+from pydantic import SecretStr
+
+from ielts_service.config import ApiKey, Settings
+from ielts_service.errors import APIError
+
+PROTECTED_BLUEPRINTS = frozenset({"questions"})  # what client API keys guard, when configured
+HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+}
+
+
+def require_bearer(secret: SecretStr | None, name: str) -> None:
+    """401 without `Authorization: Bearer`, 403 with a wrong token or when `name` is unset.
+
+    The comparison takes the same time whatever the token's content."""
+    if secret is None:
+        raise APIError(403, "forbidden", f"this route is disabled: {name} is not set")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise APIError(401, "unauthorized", f"send Authorization: Bearer <{name}>",
+                       headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
+        raise APIError(403, "forbidden", f"wrong {name}")
+
+
+def find_api_key(keys: tuple[ApiKey, ...], given: str) -> ApiKey | None:
+    """The configured key whose SHA-256 matches `given` (every entry compared, in full)."""
+    digest = hashlib.sha256(given.encode()).hexdigest()
+    found = None
+    for key in keys:
+        if hmac.compare_digest(key.sha256, digest):
+            found = key
+    return found
+
+
+def init_security(app: Quart, settings: Settings) -> None:
+    """Register API-key checks, CORS and security headers on the app."""
+    keys = settings.client_api_keys
+
+    @app.before_request
+    async def _require_api_key() -> None:
+        if not keys or request.blueprint not in PROTECTED_BLUEPRINTS:
+            return
+        if request.method == "OPTIONS":  # a CORS preflight carries no credentials
+            return
+        given = request.headers.get("X-API-Key", "")
+        if not given:
+            raise APIError(401, "unauthorized", "send your API key in the X-API-Key header")
+        if (key := find_api_key(keys, given)) is None:
+            raise APIError(403, "forbidden", "unknown API key")
+        g.api_key = key
+
+    @app.after_request
+    async def _security_headers(response: Response) -> Response:
+        for name, value in HEADERS.items():
+            response.headers.setdefault(name, value)
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    if settings.cors_origins:
+        cors(app, allow_origin=list(settings.cors_origins),
+             allow_methods=["GET", "POST", "OPTIONS"],
+             allow_headers=["Content-Type", "X-Request-ID", "X-API-Key", "Authorization"],
+             expose_headers=["X-Request-ID", "Retry-After", "RateLimit-Limit",
+                             "RateLimit-Remaining", "RateLimit-Reset"],
+             max_age=timedelta(minutes=10))
