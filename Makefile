@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 
-.PHONY: install run test bench system-deps clean
+.PHONY: install run test fuzz bench system-deps clean
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,16 @@ run: install
 test: install system-deps
 	$(BIN)/python -m pytest
 
-bench: install system-deps
+# The load generator of bench/ (it falls back to a Python client, and says so, without it).
+.PHONY: bench-deps
+bench-deps:
+	@command -v wrk >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q wrk; } || true
+
+# The generated-input tests at 20x the cases `make test` runs.
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz.py -q
+
+bench: install system-deps bench-deps
 	$(BIN)/python -m bench
 
 clean:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from quart import Quart, g
 
-from ielts_service.api import admin, catalogue, health, questions
+from ielts_service.api import admin, catalogue, health, openapi, questions
 from ielts_service.api import metrics as metrics_api
 from ielts_service.api.envelope import register_error_handlers
 from ielts_service.api.limits import init_rate_limits
@@ -68,6 +68,7 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(metrics_api.blueprint)
+    app.register_blueprint(openapi.blueprint)
     register_error_handlers(app)
     return app
 

@@ -119,9 +119,9 @@ async def validate_payload() -> None:
     """before_request: parse and validate the payload of views that declare one."""
     view = current_app.view_functions.get(request.endpoint or "")
     model: type[BaseModel] | None = getattr(view, "payload_model", None)
-    if model is None or request.method not in ("GET", "POST"):  # HEAD, OPTIONS: no payload
+    if model is None or request.method == "OPTIONS":  # a preflight has no payload
         return
-    raw = _query() if request.method == "GET" else await _json_body()
+    raw = await _json_body() if request.method == "POST" else _query()  # GET and HEAD
     if not isinstance(raw, dict):
         raise APIError(422, "invalid_payload", "the body must be a JSON object",
                        [{"field": "body", "problem": "must be a JSON object"}])

@@ -69,3 +69,20 @@ async def test_unhandled_exception_is_an_internal_error_envelope_without_details
     assert len(logged) == 1 and logged[0]["request_id"] == response.headers["X-Request-ID"]
     with_traceback = [r for r in caplog.records if r.exc_info]
     assert len(with_traceback) == 1, "the exception is logged once, not twice"
+
+
+async def test_openapi_describes_every_route_and_docs_render_it(bank_client):
+    spec = await (await bank_client.get("/openapi.json")).get_json()
+    page = await (await bank_client.get("/docs")).get_data(as_text=True)
+    assert spec["openapi"].startswith("3.1")
+    assert {"/generate-question", "/v1/mock-test", "/v1/topics", "/health/ready",
+            "/metrics"} <= set(spec["paths"])
+    body = spec["paths"]["/generate-question"]["post"]["requestBody"]["content"]
+    assert body["application/json"]["schema"]["additionalProperties"] is False
+    assert "POST /generate-question" in page and "/openapi.json" in page
+
+
+async def test_head_is_validated_like_get(bank_client):
+    ok = await bank_client.head("/generate-question", query_string={"part": "1"})
+    bad = await bank_client.head("/generate-question", query_string={"part": "9"})
+    assert (ok.status_code, bad.status_code) == (200, 422)
