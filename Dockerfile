@@ -12,7 +12,7 @@ RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 WORKDIR /app
 COPY prompts ./prompts
 COPY hypercorn.toml ./
-ENV PROMPTS_DIR=/app/prompts PYTHONUNBUFFERED=1
+ENV PROMPTS_DIR=/app/prompts PYTHONUNBUFFERED=1 PROMETHEUS_MULTIPROC_DIR=/tmp/ielts-metrics
 USER app
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 \
