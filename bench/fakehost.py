@@ -25,12 +25,7 @@ class Call:
 def _serve(conn: Connection) -> None:
     from tests.support import fake_model as fm
 
-    # socketserver's default listen backlog is 5: a storm of connections from the service
-    # would then wait on SYN retransmits (1 s) and the fake, not the service, would be slow.
-    fm._Server.request_queue_size = 4096
-    # Its replies go out as two writes (headers, then body): with Nagle on, the body waits
-    # for the service's delayed ACK, 40 ms on Linux, on every reused connection.
-    fm._Handler.disable_nagle_algorithm = True
+    # The fake itself sets a deep listen backlog and TCP_NODELAY (see tests/support).
     fake = fm.FakeModel().start()
     conn.send(fake.url)
     while True:

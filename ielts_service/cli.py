@@ -23,14 +23,16 @@ def serve(args: argparse.Namespace) -> int:
     from hypercorn.config import Config
     from hypercorn.run import run
 
-    from ielts_service.clients import read_prompts
+    # The master process only checks and forks: it imports no model or Redis client, so
+    # it stays small (each worker imports the app itself).
+    from ielts_service.generation.prompt_store import PromptStore
     from ielts_service.generation.prompts import PromptError
     from ielts_service.observability.logging import configure_logging
     from ielts_service.observability.multiprocess import MetricsDirInUse, instance_metrics_dir
 
     settings = _settings()  # fail fast, in the parent, with one clear line
     try:
-        read_prompts(settings)
+        PromptStore(settings.prompts_dir, required=settings.ai_provider != "bank").load()
     except PromptError as exc:
         print(f"ielts-service: prompt error: {exc}", file=sys.stderr)
         return 2

@@ -85,14 +85,16 @@ class Bank:
         if not tokens:
             return None
         joined = f" {' '.join(tokens)} "
+        forms = {t: _forms(t) for t in tokens}
         best, best_covered = None, 0
         for candidate in self.topics:
             covered = set()
             for kw in candidate.keywords:
-                if " " in kw and f" {kw} " in joined:
-                    covered.update(kw.split())
-                elif " " not in kw:
-                    covered.update(t for t in tokens if kw in _forms(t))
+                if " " in kw:
+                    if f" {kw} " in joined:
+                        covered.update(kw.split())
+                else:
+                    covered.update(t for t in tokens if kw in forms[t])
             if len(covered) > best_covered:
                 best, best_covered = candidate, len(covered)
         if best is None or best_covered / len(tokens) < min_coverage:

@@ -17,6 +17,7 @@ the topic reaches the model only inside the user message, as a quoted JSON strin
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from ielts_service.generation.items import PARTS
@@ -77,9 +78,14 @@ class PromptSet:
     def items(self) -> int | None:
         return self.options.get("items")
 
+    @functools.cached_property
+    def compiled(self) -> Template:
+        """The template compiled once (compiling costs more than rendering)."""
+        return _ENV.from_string(self.template)
+
     def messages(self, topic: str, count: int) -> list[dict[str, str]]:
         """Chat messages for one call: fixed system prompt, topic only inside the user turn."""
-        user = _ENV.from_string(self.template).render(
+        user = self.compiled.render(
             topic=json.dumps(topic, ensure_ascii=False), count=count, part=self.part)
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 

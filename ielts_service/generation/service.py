@@ -8,6 +8,7 @@ has seen a whole pool gets the pool widened by another call rather than a repeat
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -46,8 +47,11 @@ class PoolSettings:
     background_timeout: float = 60.0  # a refill's own deadline
 
 
+@functools.lru_cache(maxsize=8192)
 def pool_topic(bank: Bank, topic: str) -> str:
-    """The topic a pool is kept under: its catalogue area when close enough, else itself."""
+    """The topic a pool is kept under: its catalogue area when close enough, else itself.
+
+    Cached: popular topics arrive over and over, and the bank never changes."""
     area = bank.match(topic, MAPPING_COVERAGE)
     return area.name if area else normalise_topic(topic)
 

@@ -204,6 +204,9 @@ def _error(code: int, message: str) -> dict[str, Any]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog (5) makes a storm of connections wait on 1 s SYN
+    # retransmits: the fake, not the service, would look slow.
+    request_queue_size = 4096
     stopped = False
     fake: "FakeModel"
 
@@ -212,6 +215,8 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    # Replies go out as two writes; with Nagle on, the body waits 40 ms for a delayed ACK.
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     server: _Server
 
