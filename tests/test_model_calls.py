@@ -195,7 +195,9 @@ async def test_redis_outage_bypasses_the_cache_instead_of_failing(azure_client, 
     first, body1 = await ask(azure_client, topic="gardens")
     second, body2 = await ask(azure_client, topic="gardens")
     assert (first.status_code, second.status_code) == (200, 200)
-    assert body1["data"]["source"] == body2["data"]["source"] == "ai"
+    assert body1["data"]["source"] == "ai"
+    assert body2["data"]["source"] == "cache"  # this worker's local copy of the new pool
+    assert len(fake_model.requests) == 1
     ready = await azure_client.get("/health/ready")
     assert ready.status_code == 503 and (await ready.get_json())["checks"]["cache"]["state"] == "down"
 

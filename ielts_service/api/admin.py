@@ -44,6 +44,7 @@ async def purge_cache() -> tuple[Response, int]:
     """Drop every pool, so the next request per topic calls the model again."""
     try:
         purged = await services().store.purge()
+        services().questions.local.clear()  # other workers' copies expire within seconds
     except CacheError as exc:
         raise APIError(503, "cache_unavailable", f"the cache did not answer ({exc})",
                        headers={"Retry-After": "5"}) from None

@@ -160,6 +160,36 @@ class RedisPoolStore:
         await disconnect(self._redis)
 
 
+class LocalPools:
+    """A worker's short-lived copy of hot pools, in front of Redis.
+
+    A popular topic is read thousands of times a second; for `ttl` seconds this worker
+    serves its pool without a round trip. Pools change only on refill, widening and
+    purge, so the price is that another worker's change shows here up to `ttl` late."""
+
+    def __init__(self, ttl: float, max_entries: int = 2048) -> None:
+        self.ttl = ttl
+        self._entries: OrderedDict[str, tuple[float, Pool]] = OrderedDict()
+        self._max = max_entries
+
+    def get(self, key: str) -> Pool | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: str, pool: Pool) -> None:
+        if self.ttl <= 0:
+            return
+        self._entries[key] = (time.monotonic() + self.ttl, pool)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
 class MemoryPoolStore:
     """The same behaviour in one process, bounded so it cannot grow without limit."""
 

@@ -24,7 +24,7 @@ from ielts_service.generation.model import DeadlineExceeded, ModelClient, ModelU
 from ielts_service.generation.background import BackgroundTasks
 from ielts_service.generation.budget import BudgetExhausted
 from ielts_service.generation.flight import SingleFlight
-from ielts_service.generation.pools import CacheError, Pool, PoolStore, pool_key
+from ielts_service.generation.pools import CacheError, LocalPools, Pool, PoolStore, pool_key
 from ielts_service.generation.prompt_store import PromptStore
 from ielts_service.generation.prompts import PromptSet
 from ielts_service.generation.retry import ContentFiltered
@@ -45,6 +45,7 @@ class PoolSettings:
     soft_ttl_seconds: int = 21600  # past it a pool is served stale while one refill runs
     max_items: int = 20  # widening stops here; past it a session sees repeats
     background_timeout: float = 60.0  # a refill's own deadline
+    local_ttl: float = 2.0  # how long a worker serves a hot pool without asking Redis
 
 
 @functools.lru_cache(maxsize=8192)
@@ -85,6 +86,7 @@ class QuestionService:
         self.metrics = metrics
         self.flight = flight
         self.background = background
+        self.local = LocalPools(pools.local_ttl if store.redis is not None else 0.0)
 
     async def question(
         self, topic: str | None, part: int, session_id: str | None, deadline: Deadline
@@ -234,6 +236,11 @@ class QuestionService:
                        headers={"Retry-After": str(retry_after)})
 
     async def _cached(self, key: str, *, count: bool = True) -> Pool | None:
+        """The pool under `key`. Counted lookups (a student's request) may be answered by
+        this worker's local copy; uncounted ones (single-flight, refills) ask the store."""
+        if count and (pool := self.local.get(key)) is not None:
+            self.metrics.cache_requests.labels("stale" if pool.stale else "hit").inc()
+            return pool
         try:
             pool = await self.store.get(key)
         except CacheError as exc:
@@ -241,6 +248,8 @@ class QuestionService:
             self.metrics.cache_requests.labels("error").inc()
             return None
         pool = pool if pool and pool.items else None
+        if pool is not None:
+            self.local.put(key, pool)
         if count:
             result = "miss" if pool is None else "stale" if pool.stale else "hit"
             self.metrics.cache_requests.labels(result).inc()
@@ -248,6 +257,7 @@ class QuestionService:
 
     async def _store(self, key: str, items: list[Item]) -> None:
         pool = Pool(items, time.time() + self.pools.soft_ttl_seconds)
+        self.local.put(key, pool)
         try:
             await self.store.put(key, pool, self.pools.ttl_seconds)
         except CacheError as exc:
