@@ -31,8 +31,8 @@ def section_a(r: dict[str, Any]) -> tuple[list[Row], list[str]]:
         return _failed(name, r)
     rows: list[Row] = [
         ("(a) throughput ratio service / bare Quart", f"{r['ratio']:.3f} "
-         f"({r['service_rps']:.0f} / {r['bare_rps']:.0f} req/s)", "none set (informational)",
-         None),
+         f"({r['service_rps']:.0f} / {r['bare_rps']:.0f} req/s)", "≥ 0.5",
+         r["ratio"] >= 0.5),
         ("(a) service latency p50 / p99", f"{r['service_p50_ms']:.2f} ms / "
          f"{r['service_p99_ms']:.2f} ms (bare: {r['bare_p50_ms']:.2f} / "
          f"{r['bare_p99_ms']:.2f} ms)", "none set (informational)", None),
