@@ -7,10 +7,9 @@ from dataclasses import dataclass
 import openai
 import structlog
 from quart import current_app
-
-from ielts_service.config import Settings
 from redis.asyncio import Redis
 
+from ielts_service.config import Settings
 from ielts_service.generation.background import BackgroundTasks
 from ielts_service.generation.bank import Bank
 from ielts_service.generation.budget import Budget

@@ -64,9 +64,8 @@ def try_prompt(settings: Settings, directory: Path, part: int, topic: str) -> in
     from ielts_service.deadline import Deadline
     from ielts_service.generation.model import DeadlineExceeded, ModelUnavailable
     from ielts_service.generation.retry import ContentFiltered
-    from ielts_service.observability.metrics import Metrics
-
     from ielts_service.observability.logging import configure_logging
+    from ielts_service.observability.metrics import Metrics
 
     # Results go to stdout; the ai_call lines go to stderr for the editor to read.
     configure_logging(settings.log_level, settings.log_format, settings.secret_values(),

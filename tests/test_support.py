@@ -14,8 +14,16 @@ import pytest
 import redis
 
 from tests.support.fake_model import (
-    FakeModel, content_filter_400, content_filter_finish, drop, invalid_items, ok, raw, slow,
-    status, valid_items,
+    FakeModel,
+    content_filter_400,
+    content_filter_finish,
+    drop,
+    invalid_items,
+    ok,
+    raw,
+    slow,
+    status,
+    valid_items,
 )
 from tests.support.redis_server import RedisServer, ensure_redis_server_binary
 

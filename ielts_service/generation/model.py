@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 
 import openai
-from openai.types.chat import ChatCompletion
 import structlog
+from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from ielts_service.deadline import Deadline

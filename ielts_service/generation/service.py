@@ -18,12 +18,12 @@ import structlog
 
 from ielts_service.deadline import Deadline
 from ielts_service.errors import APIError
-from ielts_service.generation.bank import Bank, BankTopic
-from ielts_service.generation.items import Item, item_id, to_data
-from ielts_service.generation.model import DeadlineExceeded, ModelClient, ModelUnavailable
 from ielts_service.generation.background import BackgroundTasks
+from ielts_service.generation.bank import Bank, BankTopic
 from ielts_service.generation.budget import BudgetExhausted
 from ielts_service.generation.flight import SingleFlight
+from ielts_service.generation.items import Item, item_id, to_data
+from ielts_service.generation.model import DeadlineExceeded, ModelClient, ModelUnavailable
 from ielts_service.generation.pools import CacheError, LocalPools, Pool, PoolStore, pool_key
 from ielts_service.generation.prompt_store import PromptStore
 from ielts_service.generation.prompts import PromptSet

@@ -8,11 +8,10 @@ import socket
 
 import httpx
 import pytest
-
-from tests.support.waiting import eventually
 import redis.asyncio as aioredis
 
 from ielts_service.api.limits import client_address
+from tests.support.waiting import eventually
 
 PATH = "/generate-question"
 UNTRUSTED = ("203.0.113.7", 50000)
