@@ -4,7 +4,6 @@ blocking on the event loop."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from ielts_service.generation.flight import lock_name
 from ielts_service.generation.items import PARTS
 from ielts_service.generation.pools import Pool, pool_key
 from ielts_service.generation.prompts import load_prompts
@@ -49,22 +49,25 @@ async def redis_client(url: str) -> aioredis.Redis:
     return aioredis.from_url(url, decode_responses=True)
 
 
+async def hold_lease(url: str, topic: str, lease_ms: int) -> None:
+    """Take a Part 2 pool's single-flight lease as another process would, and walk away."""
+    key = pool_key(2, topic, load_prompts(ROOT / "prompts")[2].version, "gpt-4o-test")
+    r = await redis_client(url)
+    try:
+        await r.set(lock_name(key), "another-holder", px=lease_ms)
+    finally:
+        await r.aclose()
+
+
 async def test_a_dead_holders_lease_runs_out_and_a_waiter_takes_over(
     make_client, make_settings, fake_model, redis
 ):
     client = await make_client(make_settings(azure_env(fake_model, REDIS_URL=redis.url)))
-    r = await redis_client(redis.url)
-    try:
-        # A holder that died: its lease is there, nobody renews it, nobody will publish.
-        prompt = load_prompts(ROOT / "prompts")[2]
-        key = pool_key(2, "volcanoes", prompt.version, "gpt-4o-test")
-        name = hashlib.sha256(key.encode()).hexdigest()[:24]
-        await r.set(f"ielts:v1:flight:lock:{name}", "dead-holder", px=700)
-        started = time.monotonic()
-        status, body = await ask(client, topic="volcanoes", part=2)
-        elapsed = time.monotonic() - started
-    finally:
-        await r.aclose()
+    # A holder that died: its lease is there, nobody renews it, nobody will publish.
+    await hold_lease(redis.url, "volcanoes", lease_ms=700)
+    started = time.monotonic()
+    status, body = await ask(client, topic="volcanoes", part=2)
+    elapsed = time.monotonic() - started
     assert status == 200 and body["data"]["source"] == "ai"
     assert len(fake_model.requests) == 1 and 0.6 <= elapsed < 3
 
@@ -73,17 +76,10 @@ async def test_a_waiter_never_waits_past_its_deadline(make_client, make_settings
                                                       redis):
     client = await make_client(make_settings(azure_env(
         fake_model, REDIS_URL=redis.url, REQUEST_TIMEOUT_SECONDS="0.8")))
-    r = await redis_client(redis.url)
-    try:
-        prompt = load_prompts(ROOT / "prompts")[2]
-        key = pool_key(2, "quantum chromodynamics", prompt.version, "gpt-4o-test")
-        name = hashlib.sha256(key.encode()).hexdigest()[:24]
-        await r.set(f"ielts:v1:flight:lock:{name}", "busy-holder", px=60000)
-        started = time.monotonic()
-        response = await client.post(URL, json={"topic": "quantum chromodynamics"})
-        elapsed = time.monotonic() - started
-    finally:
-        await r.aclose()
+    await hold_lease(redis.url, "quantum chromodynamics", lease_ms=60000)
+    started = time.monotonic()
+    response = await client.post(URL, json={"topic": "quantum chromodynamics"})
+    elapsed = time.monotonic() - started
     assert response.status_code == 504 and elapsed < 2.0
     assert fake_model.requests == []
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -23,15 +21,6 @@ TOPICS = ["volcanoes", "glaciers", "a memorable journey", "rivers", "deserts", "
 async def ask(client, **payload):
     response = await client.post(URL, json=payload)
     return response.status_code, await response.get_json()
-
-
-@pytest.fixture
-def black_hole() -> Iterator[str]:
-    """A TCP port that accepts connections and never answers (a hung Redis)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
 
 
 async def test_redis_stopped_and_restarted_under_load_gives_no_5xx(make_client, make_settings,

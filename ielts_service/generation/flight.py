@@ -33,6 +33,11 @@ _RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
           "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0")
 
 
+def lock_name(key: str) -> str:
+    """The Redis key of the lease that guards the generation of pool `key`."""
+    return f"{PREFIX}:lock:{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+
+
 class SingleFlight:
     """`run(key, load, produce, deadline)` -> (value, produced_by_this_call)."""
 
@@ -94,7 +99,7 @@ class SingleFlight:
         if self._redis is None:
             return await produce(), True
         name = hashlib.sha256(key.encode()).hexdigest()[:24]
-        lock, channel, token = f"{PREFIX}:lock:{name}", f"{PREFIX}:ready:{name}", uuid.uuid4().hex
+        lock, channel, token = lock_name(key), f"{PREFIX}:ready:{name}", uuid.uuid4().hex
         while True:
             if not self._gate.open:
                 return await produce(), True  # Redis is down: share within this process only

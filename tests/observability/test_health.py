@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from tests.conftest import azure_env
-
-
-@pytest.fixture
-def black_hole() -> Iterator[str]:
-    """A TCP port that accepts connections and never answers (a hung Redis)."""
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(64)
-        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
 
 
 async def test_live_checks_nothing_but_the_process(make_client, make_settings, black_hole):
