@@ -17,10 +17,12 @@ $(STAMP):
 install: $(STAMP)
 
 # Programs the tests use: a redis-server they start themselves (never the machine's running
-# one) and promtool (Debian's prometheus package) to check /metrics and the alert rules.
+# one), promtool (Debian's prometheus package) to check /metrics and the alert rules, and
+# Debian's chromium, which Playwright drives for tests/browser/ (no `playwright install`).
 system-deps:
 	@command -v redis-server >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q redis-server; }
 	@command -v promtool >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q --no-install-recommends prometheus; }
+	@command -v chromium >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q --no-install-recommends chromium; }
 
 run: install
 	$(BIN)/ielts-service serve

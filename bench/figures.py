@@ -16,7 +16,13 @@ from bench import wrk
 from bench.client import Result, percentile, storm
 from bench.fakehost import FakeModelProcess
 from bench.servers import (
-    CpuMeter, Process, azure_env, busiest_share, peak_memory, start_bare, start_service,
+    CpuMeter,
+    Process,
+    azure_env,
+    busiest_share,
+    peak_memory,
+    start_bare,
+    start_service,
 )
 from tests.support.fake_model import ok, slow
 from tests.support.redis_server import RedisServer

@@ -10,8 +10,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -96,6 +96,7 @@ class Settings(BaseModel):
     prometheus_multiproc_dir: Path | None = None  # set by `ielts-service serve`
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
+    sentry_dsn: SecretStr | None = None  # set: unhandled exceptions go to Sentry
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
@@ -139,6 +140,15 @@ class Settings(BaseModel):
             raise ValueError("is a placeholder, not a real secret")
         return value
 
+    @field_validator("sentry_dsn")
+    @classmethod
+    def _dsn(cls, value: SecretStr | None) -> SecretStr | None:
+        parts = urlsplit(value.get_secret_value()) if value is not None else None
+        if parts and (parts.scheme not in ("http", "https") or not parts.username
+                      or not parts.hostname or not parts.path.strip("/")):
+            raise ValueError("must look like https://PUBLIC_KEY@HOST/PROJECT_ID")
+        return value
+
     @model_validator(mode="after")
     def _provider_needs(self) -> Settings:
         required = {
@@ -164,7 +174,7 @@ class Settings(BaseModel):
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redactor."""
         secrets = (self.azure_openai_api_key, self.openai_api_key, self.admin_token,
-                   self.metrics_token)
+                   self.metrics_token, self.sentry_dsn)
         values = [s.get_secret_value() for s in secrets if s is not None]
         if self.redis_url is not None:
             password = urlsplit(self.redis_url.get_secret_value()).password
