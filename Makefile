@@ -28,6 +28,7 @@ run: install
 	$(BIN)/ielts-service serve
 
 test: install system-deps
+	$(BIN)/ruff check ielts_service tests bench
 	$(BIN)/python -m pytest
 
 # The load generator of bench/ (it falls back to a Python client, and says so, without it).
