@@ -134,3 +134,44 @@ def test_sigterm_with_requests_in_flight_loses_none(serve, fake_model):
     assert asyncio.run(in_flight()) == [200] * 6
     server.stop()
     assert server.process.returncode == 0
+
+
+@pytest.mark.e2e
+def test_a_stalled_stdout_does_not_stall_the_service(tmp_path):
+    """Nobody reads the server's stdout (a log driver pushing back): answers keep coming."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.process import ROOT, base_env, free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ielts_service", "serve", "--bind", f"127.0.0.1:{port}"],
+        cwd=tmp_path, env=base_env(PROMPTS_DIR=str(ROOT / "prompts"), LOG_FORMAT="json",
+                                   RATE_LIMIT_PER_MINUTE="0"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # a pipe nobody drains
+        start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(url + "/health/live", timeout=0.5)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "server did not come up"
+                time.sleep(0.05)  # polling a condition with a deadline
+        padding = "x" * 2000  # long user agents: each access line is ~2.4 KB
+
+        async def many() -> list[int]:
+            async with httpx.AsyncClient(timeout=10) as client:
+                replies = [await client.post(url + URL, json={"part": 1},
+                                             headers={"User-Agent": padding}) for _ in range(200)]
+            return [reply.status_code for reply in replies]
+
+        assert set(asyncio.run(many())) == {200}  # ~480 KB of log lines: 7x a pipe's buffer
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)  # the master and its workers hold the pipe
+        process.communicate(timeout=15)

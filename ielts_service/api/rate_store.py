@@ -122,7 +122,7 @@ class RedisGcra:
                 return await self.fallback.hit(keys, limits)
             reply = await self._script(keys=[KEY_PREFIX + k for k in keys], args=args)
         except (RedisError, OSError) as exc:
-            self.gate.failed()
+            self.gate.failed(exc)
             self._warn(exc)
             return await self.fallback.hit(keys, limits)
         self.gate.succeeded()

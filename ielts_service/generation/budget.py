@@ -95,7 +95,7 @@ class Budget:
                 self._export(float(left_r), float(left_t))
                 return 0.0 if int(granted) else int(wait_ms) / 1000
             except (RedisError, OSError) as exc:
-                self._gate.failed()
+                self._gate.failed(exc)
                 log.warning("budget_store_error", error=type(exc).__name__)
         return self._try_local(tokens)
 

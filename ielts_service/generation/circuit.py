@@ -12,6 +12,8 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from redis.exceptions import MaxConnectionsError
+
 
 class CircuitBreaker:
     def __init__(self, *, window: float = 30.0, min_calls: int = 10,
@@ -79,7 +81,11 @@ class RedisGate:
     def open(self) -> bool:
         return time.monotonic() >= self._down_until
 
-    def failed(self) -> None:
+    def failed(self, error: BaseException | None = None) -> None:
+        """Close the gate, unless the error says only that this worker's pool was full:
+        a burst is not an outage, and skipping Redis would turn it into cache misses."""
+        if isinstance(error, MaxConnectionsError):
+            return
         self._down_until = time.monotonic() + self.pause
 
     def succeeded(self) -> None:

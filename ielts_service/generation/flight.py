@@ -51,6 +51,8 @@ class SingleFlight:
         self._waiters: dict[str, int] = {}
         self._ready: dict[str, list[asyncio.Future[None]]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._held: dict[str, str] = {}  # lease key -> our token, while we generate
+        self._renewer: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"SingleFlight(redis={self._redis is not None}, in_flight={len(self._local)})"
@@ -105,8 +107,8 @@ class SingleFlight:
                 return await produce(), True  # Redis is down: share within this process only
             try:
                 acquired = await self._redis.set(lock, token, nx=True, px=self._lease_ms)
-            except (RedisError, OSError):
-                self._gate.failed()
+            except (RedisError, OSError) as exc:
+                self._gate.failed(exc)
                 continue
             if acquired:
                 return await self._hold(lock, channel, token, produce), True
@@ -127,23 +129,29 @@ class SingleFlight:
     async def _hold(self, lock: str, channel: str, token: str,
                     produce: Callable[[], Awaitable[T]]) -> T:
         assert self._redis is not None
-        renewer = asyncio.create_task(self._renew(lock, token))
+        self._held[lock] = token
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.create_task(self._renew())
         try:
             value = await produce()
             with contextlib.suppress(RedisError, OSError):
                 await self._redis.publish(channel, "1")
             return value
         finally:
-            renewer.cancel()
+            self._held.pop(lock, None)
             with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
                 await self._redis.eval(_RELEASE, 1, lock, token)
 
-    async def _renew(self, lock: str, token: str) -> None:
+    async def _renew(self) -> None:
+        """One loop per process renews every lease it holds, in one pipeline per round."""
         assert self._redis is not None
-        while True:
+        while self._held:
             await asyncio.sleep(self._lease_ms / 3000)
+            pipe = self._redis.pipeline(transaction=False)
+            for lock, token in list(self._held.items()):
+                pipe.eval(_RENEW, 1, lock, token, self._lease_ms)
             with contextlib.suppress(RedisError, OSError):
-                await self._redis.eval(_RENEW, 1, lock, token, self._lease_ms)
+                await pipe.execute()
 
     def _wait_ready(self, name: str) -> asyncio.Future[None]:
         if self._listener is None or self._listener.done():
@@ -179,7 +187,8 @@ class SingleFlight:
                 await asyncio.sleep(1.0)  # waiters poll meanwhile
 
     async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        for task in (self._listener, self._renewer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task

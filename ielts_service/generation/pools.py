@@ -108,7 +108,7 @@ class RedisPoolStore:
         try:
             result = await operation()
         except (RedisError, OSError) as exc:
-            self.gate.failed()
+            self.gate.failed(exc)
             raise CacheError(type(exc).__name__) from None
         self.gate.succeeded()
         return result

@@ -7,15 +7,20 @@ every line has one shape. Secret values are replaced wherever they appear.
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
+import logging.handlers
 import sys
 from collections.abc import Iterable
+from queue import Full, Queue
 from typing import Any
 
 import structlog
 from structlog.types import EventDict, Processor
 
 REDACTED = "[REDACTED]"
+QUEUE_LINES = 10_000  # lines waiting for stdout before new ones are dropped (and counted)
 
 
 class SecretRedactor:
@@ -41,10 +46,52 @@ class SecretRedactor:
         return {k: self._scrub(v) for k, v in event.items()}
 
 
+class _Writer(logging.handlers.QueueHandler):
+    """Formats on the caller's thread, hands the finished line to a writer thread.
+
+    A slow or stalled stdout (a full pipe, a log driver pushing back) then blocks only
+    that thread, never the event loop. When the queue is full, lines are dropped and
+    counted, and the count is reported once the queue has room again."""
+
+    def __init__(self, queue: Queue[logging.LogRecord]) -> None:
+        super().__init__(queue)
+        self.dropped = 0
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        line = self.format(record)
+        prepared = logging.makeLogRecord({"msg": line, "levelno": record.levelno,
+                                          "levelname": record.levelname})
+        return prepared
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            if self.dropped:
+                note = {"event": "log_lines_dropped", "count": self.dropped, "level": "warning"}
+                self.queue.put_nowait(logging.makeLogRecord({"msg": json.dumps(note)}))
+                self.dropped = 0
+            self.queue.put_nowait(record)
+        except Full:
+            self.dropped += 1
+
+
+_listener: logging.handlers.QueueListener | None = None
+
+
+def _stop_listener() -> None:
+    global _listener
+    if _listener is not None:
+        _listener.stop()  # writes out what is queued
+        _listener = None
+
+
 def configure_logging(
-    level: str = "info", fmt: str = "auto", secrets: Iterable[str] = (), stream: Any = None
+    level: str = "info", fmt: str = "auto", secrets: Iterable[str] = (), stream: Any = None,
+    *, background: bool = True,
 ) -> None:
-    """Route structlog and stdlib logging to one handler on stdout."""
+    """Route structlog and stdlib logging to one handler on stdout.
+
+    With `background`, lines are written by a thread (see `_Writer`); tests that read the
+    stream right after logging pass False."""
     stream = stream or sys.stdout
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     shared: list[Processor] = [
@@ -66,10 +113,19 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
-    )
+    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
+    _stop_listener()
+    handler: logging.Handler
+    if background:
+        global _listener
+        queue: Queue[logging.LogRecord] = Queue(maxsize=QUEUE_LINES)
+        handler = _Writer(queue)
+        _listener = logging.handlers.QueueListener(queue, logging.StreamHandler(stream))
+        _listener.start()
+        atexit.register(_stop_listener)
+    else:
+        handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())

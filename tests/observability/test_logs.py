@@ -86,9 +86,9 @@ def test_console_format_on_a_tty_and_json_otherwise():
 
     tty, pipe = Tty(), io.StringIO()
     try:
-        configure_logging("info", "auto", stream=tty)
+        configure_logging("info", "auto", stream=tty, background=False)
         structlog.get_logger("t").info("hello", n=1)
-        configure_logging("info", "auto", stream=pipe)
+        configure_logging("info", "auto", stream=pipe, background=False)
         structlog.get_logger("t").info("hello", n=1)
         logging.getLogger("hypercorn.error").info("stdlib line")
     finally:

@@ -7,8 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -34,6 +35,18 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     output: list[str] | None = None
+    _lines: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        # Drain stdout as the server writes: a full pipe would stall its log writer.
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:
+            self._lines.append(raw.decode(errors="replace").rstrip("\n"))
 
     def stop(self) -> list[str]:
         """SIGTERM, wait for a clean exit, and return what the server printed."""
@@ -41,11 +54,15 @@ class Server:
             if self.process.poll() is None:
                 self.process.send_signal(signal.SIGTERM)
             try:
-                out, _ = self.process.communicate(timeout=15)
+                self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                out, _ = self.process.communicate()
-            self.output = out.decode().splitlines()
+                self.process.wait()
+            if self._reader is not None:
+                self._reader.join(timeout=5)
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+            self.output = list(self._lines)
         return self.output
 
 
