@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError
 
 
@@ -84,8 +85,9 @@ class RedisGate:
     def failed(self, error: BaseException | None = None) -> None:
         """Close the gate, unless the error says only that this worker's pool was full:
         a burst is not an outage, and skipping Redis would turn it into cache misses."""
-        if isinstance(error, MaxConnectionsError):
-            return
+        if isinstance(error, MaxConnectionsError) or (
+                isinstance(error, RedisConnectionError) and "No connection available" in str(error)):
+            return  # the blocking pool's wait ran out: this worker is busy, Redis is fine
         self._down_until = time.monotonic() + self.pause
 
     def succeeded(self) -> None:

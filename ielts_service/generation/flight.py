@@ -108,8 +108,10 @@ class SingleFlight:
             try:
                 acquired = await self._redis.set(lock, token, nx=True, px=self._lease_ms)
             except (RedisError, OSError) as exc:
+                # No lease to be had: share within this process only. (Never retry at
+                # once: a failure that returns without awaiting would spin the loop.)
                 self._gate.failed(exc)
-                continue
+                return await produce(), True
             if acquired:
                 return await self._hold(lock, channel, token, produce), True
             ready = self._wait_ready(name)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import logging.handlers
 import sys
+import threading
+from collections import deque
 from collections.abc import Iterable
-from queue import Full, Queue
 from typing import Any
 
 import structlog
@@ -46,42 +46,69 @@ class SecretRedactor:
         return {k: self._scrub(v) for k, v in event.items()}
 
 
-class _Writer(logging.handlers.QueueHandler):
-    """Formats on the caller's thread, hands the finished line to a writer thread.
+class BatchWriter(logging.Handler):
+    """Formats on the caller's thread; a writer thread writes what piled up, in batches.
 
-    A slow or stalled stdout (a full pipe, a log driver pushing back) then blocks only
-    that thread, never the event loop. When the queue is full, lines are dropped and
-    counted, and the count is reported once the queue has room again."""
+    The event loop only appends a finished line to a deque, so a slow or stalled stdout
+    (a full pipe, a log driver pushing back) never blocks it, and writing costs one
+    system call per batch rather than per line. Past `max_lines` waiting, lines are
+    dropped and counted, and the count is written once there is room."""
 
-    def __init__(self, queue: Queue[logging.LogRecord]) -> None:
-        super().__init__(queue)
+    def __init__(self, stream: Any, max_lines: int = QUEUE_LINES, interval: float = 0.05) -> None:
+        super().__init__()
+        self.stream, self.max_lines, self.interval = stream, max_lines, interval
+        self.lines: deque[str] = deque()
         self.dropped = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
+        self._thread.start()
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        line = self.format(record)
-        prepared = logging.makeLogRecord({"msg": line, "levelno": record.levelno,
-                                          "levelname": record.levelname})
-        return prepared
-
-    def enqueue(self, record: logging.LogRecord) -> None:
+    def emit(self, record: logging.LogRecord) -> None:
         try:
-            if self.dropped:
-                note = {"event": "log_lines_dropped", "count": self.dropped, "level": "warning"}
-                self.queue.put_nowait(logging.makeLogRecord({"msg": json.dumps(note)}))
-                self.dropped = 0
-            self.queue.put_nowait(record)
-        except Full:
+            line = self.format(record)
+        except Exception:
+            self.handleError(record)
+            return
+        if len(self.lines) >= self.max_lines:
             self.dropped += 1
+            return
+        self.lines.append(line)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.flush()
+        self.flush()
+
+    def flush(self) -> None:
+        batch = []
+        while self.lines:
+            batch.append(self.lines.popleft())
+        if self.dropped:
+            batch.append(json.dumps({"event": "log_lines_dropped", "count": self.dropped,
+                                     "level": "warning"}))
+            self.dropped = 0
+        if batch:
+            try:
+                self.stream.write("\n".join(batch) + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):  # stdout closed under us: nothing left to tell
+                pass
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout=5)
+        super().close()
 
 
-_listener: logging.handlers.QueueListener | None = None
+_writer: BatchWriter | None = None
 
 
-def _stop_listener() -> None:
-    global _listener
-    if _listener is not None:
-        _listener.stop()  # writes out what is queued
-        _listener = None
+def _close_writer() -> None:
+    global _writer
+    if _writer is not None:
+        _writer.close()  # writes out what is waiting
+        _writer = None
 
 
 def configure_logging(
@@ -90,7 +117,7 @@ def configure_logging(
 ) -> None:
     """Route structlog and stdlib logging to one handler on stdout.
 
-    With `background`, lines are written by a thread (see `_Writer`); tests that read the
+    With `background`, lines are written by a thread (see `BatchWriter`); tests that read the
     stream right after logging pass False."""
     stream = stream or sys.stdout
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
@@ -114,15 +141,12 @@ def configure_logging(
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
-    _stop_listener()
+    _close_writer()
     handler: logging.Handler
     if background:
-        global _listener
-        queue: Queue[logging.LogRecord] = Queue(maxsize=QUEUE_LINES)
-        handler = _Writer(queue)
-        _listener = logging.handlers.QueueListener(queue, logging.StreamHandler(stream))
-        _listener.start()
-        atexit.register(_stop_listener)
+        global _writer
+        handler = _writer = BatchWriter(stream)
+        atexit.register(_close_writer)
     else:
         handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
