@@ -22,7 +22,8 @@ AZURE_KEY = "test-azure-key-3f9a1c"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    configure_logging("info", "json")
+    # Synchronous: each test's lines land in its own captured output, none after the summary.
+    configure_logging("info", "json", background=False)
     config.addinivalue_line("markers", "internal_error_expected: the test provokes a 500 on purpose")
 
 

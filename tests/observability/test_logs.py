@@ -92,8 +92,38 @@ def test_console_format_on_a_tty_and_json_otherwise():
         structlog.get_logger("t").info("hello", n=1)
         logging.getLogger("hypercorn.error").info("stdlib line")
     finally:
-        configure_logging("info", "json")
+        configure_logging("info", "json", background=False)
     assert "hello" in tty.getvalue() and not tty.getvalue().lstrip().startswith("{")
     lines = [json.loads(line) for line in pipe.getvalue().splitlines()]
     assert lines[0]["event"] == "hello" and lines[0]["n"] == 1
     assert lines[1]["event"] == "stdlib line" and lines[1]["logger"] == "hypercorn.error"
+
+
+def test_a_stalled_stream_costs_dropped_lines_not_a_blocked_caller():
+    import threading
+    import time
+
+    from ielts_service.observability.logging import BatchWriter
+
+    class Stalled(io.StringIO):
+        def __init__(self) -> None:
+            super().__init__()
+            self.open_gate = threading.Event()
+
+        def write(self, text: str) -> int:
+            self.open_gate.wait(timeout=10)  # a pipe nobody reads, until the gate opens
+            return super().write(text)
+
+    stream = Stalled()
+    writer = BatchWriter(stream, max_lines=50, interval=0.01)
+    started = time.monotonic()
+    for n in range(500):
+        writer.emit(logging.makeLogRecord({"msg": f"line {n}"}))
+    emitted_in = time.monotonic() - started
+    stream.open_gate.set()
+    writer.close()
+    lines = stream.getvalue().splitlines()
+    assert emitted_in < 0.5  # the caller never waited on the stream
+    dropped = [json.loads(line) for line in lines if "log_lines_dropped" in line]
+    assert len(lines) - len(dropped) + sum(d["count"] for d in dropped) == 500
+    assert dropped and dropped[0]["level"] == "warning"
