@@ -10,7 +10,7 @@ from typing import Any
 
 from ielts_service.config import Settings
 from ielts_service.generation.bank import Bank
-from ielts_service.generation.items import response_format
+from ielts_service.generation.model import chat_body
 from ielts_service.generation.prompts import PromptError, PromptSet, load_prompts
 from ielts_service.generation.service import pool_topic
 
@@ -37,17 +37,8 @@ def lint(directory: Path) -> int:
 
 def request_body(settings: Settings, prompt: PromptSet, topic: str) -> dict[str, Any]:
     """Exactly what the service sends for `topic`: the same topic mapping, messages, format."""
-    sent_topic = pool_topic(Bank.load(), topic)
-    body: dict[str, Any] = {
-        "model": settings.model_name,
-        "messages": prompt.messages(sent_topic, prompt.items or settings.pool_size),
-        "response_format": response_format(prompt.part),
-        "temperature": settings.ai_temperature if prompt.temperature is None
-        else prompt.temperature,
-    }
-    if prompt.max_tokens is not None:
-        body["max_tokens"] = prompt.max_tokens
-    return body
+    messages = prompt.messages(pool_topic(Bank.load(), topic), prompt.items or settings.pool_size)
+    return chat_body(settings.model_name, settings.ai_temperature, prompt, messages)
 
 
 def render(settings: Settings, directory: Path, part: int, topic: str) -> int:

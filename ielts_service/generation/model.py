@@ -217,15 +217,7 @@ class ModelClient:
             self._count(prompt.part, record)
 
     def _body(self, prompt: PromptSet, messages: list[dict[str, str]]) -> dict[str, object]:
-        body: dict[str, object] = {
-            "model": self.model,
-            "messages": messages,
-            "response_format": response_format(prompt.part),
-            "temperature": self.temperature if prompt.temperature is None else prompt.temperature,
-        }
-        if prompt.max_tokens is not None:
-            body["max_tokens"] = prompt.max_tokens
-        return body
+        return chat_body(self.model, self.temperature, prompt, messages)
 
     def _record_health(self, success: bool) -> None:
         before = self.breaker.state
@@ -287,6 +279,20 @@ class ModelClient:
         if not items:
             raise InvalidOutput("no valid item: " + "; ".join(rejected[:5]))
         return items, [str(r) for r in rejected]
+
+
+def chat_body(model: str, temperature: float, prompt: PromptSet,
+              messages: list[dict[str, str]]) -> dict[str, object]:
+    """The chat-completion request body; the prompt file's settings win over the defaults."""
+    body: dict[str, object] = {
+        "model": model,
+        "messages": messages,
+        "response_format": response_format(prompt.part),
+        "temperature": temperature if prompt.temperature is None else prompt.temperature,
+    }
+    if prompt.max_tokens is not None:
+        body["max_tokens"] = prompt.max_tokens
+    return body
 
 
 def is_content_filter_error(exc: BaseException) -> bool:
