@@ -3,12 +3,14 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-APT    := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+# Debian ships venv's pip (ensurepip) in its own package: python3.X-venv.
+PYVENV := $(shell $(PYTHON) -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])' 2>/dev/null)
+PKGS   := PYTHON=$(PYTHON) scripts/system-packages
 
 .PHONY: install run test fuzz bench system-deps clean
 
 $(STAMP):
+	@$(PKGS) "the Python virtual environment" py:ensurepip:$(PYVENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -20,9 +22,7 @@ install: $(STAMP)
 # one), promtool (Debian's prometheus package) to check /metrics and the alert rules, and
 # Debian's chromium, which Playwright drives for tests/browser/ (no `playwright install`).
 system-deps:
-	@command -v redis-server >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q redis-server; }
-	@command -v promtool >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q --no-install-recommends prometheus; }
-	@command -v chromium >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q --no-install-recommends chromium; }
+	@$(PKGS) "the test suite" redis-server:redis-server promtool:prometheus chromium:chromium
 
 run: install
 	$(BIN)/ielts-service serve
@@ -34,7 +34,7 @@ test: install system-deps
 # The load generator of bench/ (it falls back to a Python client, and says so, without it).
 .PHONY: bench-deps
 bench-deps:
-	@command -v wrk >/dev/null 2>&1 || { $(APT) update -q && $(APT) install -y -q wrk; } || true
+	@$(PKGS) "the benchmarks" wrk:wrk || true
 
 # The generated-input tests at 20x the cases `make test` runs.
 fuzz: install
