@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 
 from quart import Quart, g
 
-from ielts_service.api import admin, catalogue, health, openapi, page, questions
+from ielts_service.api import admin, catalogue, docs, health, page, questions
 from ielts_service.api import metrics as metrics_api
 from ielts_service.api.envelope import register_error_handlers
-from ielts_service.api.limits import init_rate_limits
-from ielts_service.api.security import init_security
-from ielts_service.api.validation import validate_payload
-from ielts_service.clients import EXTENSION, close_services, open_services
+from ielts_service.guards.limits import init_rate_limits
+from ielts_service.guards.security import init_security
+from ielts_service.guards.validation import validate_payload
+from ielts_service.services import EXTENSION, close_services, open_services
 from ielts_service.config import Settings, load_settings
 from ielts_service.deadline import Deadline
 from ielts_service.observability.http import init_request_observability
@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(metrics_api.blueprint)
-    app.register_blueprint(openapi.blueprint)
+    app.register_blueprint(docs.blueprint)
     app.register_blueprint(page.blueprint)
     register_error_handlers(app)
     init_error_tracking(app, settings)  # only with SENTRY_DSN; after the error handlers

@@ -25,8 +25,8 @@ def serve(args: argparse.Namespace) -> int:
 
     # The master process only checks and forks: it imports no model or Redis client, so
     # it stays small (each worker imports the app itself).
-    from ielts_service.generation.prompt_store import PromptStore
-    from ielts_service.generation.prompts import PromptError
+    from ielts_service.questions.prompt_store import PromptStore
+    from ielts_service.questions.prompts import PromptError
     from ielts_service.observability.logging import configure_logging
     from ielts_service.observability.multiprocess import MetricsDirInUse, instance_metrics_dir
 
@@ -60,19 +60,19 @@ def _prompts_dir(args: argparse.Namespace) -> Path:
 
 
 def prompts_lint(args: argparse.Namespace) -> int:
-    from ielts_service.prompt_tools import lint
+    from ielts_service.questions.prompt_tools import lint
 
     return lint(_prompts_dir(args))
 
 
 def prompts_render(args: argparse.Namespace) -> int:
-    from ielts_service.prompt_tools import render
+    from ielts_service.questions.prompt_tools import render
 
     return render(_settings(), _prompts_dir(args), args.part, args.topic)
 
 
 def prompts_try(args: argparse.Namespace) -> int:
-    from ielts_service.prompt_tools import try_prompt
+    from ielts_service.questions.prompt_tools import try_prompt
 
     return try_prompt(_settings(), _prompts_dir(args), args.part, args.topic)
 

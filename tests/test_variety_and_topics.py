@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ielts_service.generation.validators import check_item
+from ielts_service.questions.validators import check_item
 from tests.support import fake_model as fm
 from tests.support.waiting import eventually
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from quart import Blueprint, Response
 
 from ielts_service.api.envelope import success
-from ielts_service.api.security import require_bearer
-from ielts_service.clients import services
+from ielts_service.guards.security import require_bearer
+from ielts_service.services import services
 from ielts_service.errors import APIError
-from ielts_service.generation.pools import CacheError
+from ielts_service.state.pools import CacheError
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from quart import Blueprint, Response
 
 from ielts_service.api.envelope import success
-from ielts_service.clients import services
-from ielts_service.generation.mock_test import OPENING_TOPICS
+from ielts_service.services import services
+from ielts_service.questions.mock_test import OPENING_TOPICS
 
 blueprint = Blueprint("catalogue", __name__)
 

@@ -10,9 +10,9 @@ from typing import Any
 from quart import Blueprint, Response, jsonify
 
 from ielts_service.api.envelope import success
-from ielts_service.clients import Services, services
-from ielts_service.generation.items import PARTS
-from ielts_service.generation.pools import CacheError
+from ielts_service.services import Services, services
+from ielts_service.questions.items import PARTS
+from ielts_service.state.pools import CacheError
 
 blueprint = Blueprint("health", __name__)
 CHECK_TIMEOUT_CAP = 0.8  # readiness answers within a second, whatever a dependency does

@@ -6,8 +6,8 @@ import asyncio
 
 from quart import Blueprint, Response
 
-from ielts_service.api.security import require_bearer
-from ielts_service.clients import services
+from ielts_service.guards.security import require_bearer
+from ielts_service.services import services
 
 blueprint = Blueprint("metrics", __name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from quart import Blueprint, Response, g
 
 from ielts_service.api.envelope import success
-from ielts_service.api.validation import GenerateQuestion, MockTest, payload
-from ielts_service.clients import services
-from ielts_service.generation.mock_test import mock_test as build_mock_test
+from ielts_service.guards.validation import GenerateQuestion, MockTest, payload
+from ielts_service.services import services
+from ielts_service.questions.mock_test import mock_test as build_mock_test
 
 blueprint = Blueprint("questions", __name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ielts_service.generation.mock_test import OPENING_TOPICS
-from ielts_service.generation.validators import check_item
+from ielts_service.questions.mock_test import OPENING_TOPICS
+from ielts_service.questions.validators import check_item
 from tests.conftest import azure_env
 from tests.support import fake_model as fm
 

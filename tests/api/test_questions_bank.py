@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ielts_service.generation.validators import check_item
+from ielts_service.questions.validators import check_item
 
 
 async def ask(client, **payload):

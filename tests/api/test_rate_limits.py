@@ -10,7 +10,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from ielts_service.api.limits import client_address
+from ielts_service.guards.limits import client_address
 from tests.support.waiting import eventually
 
 PATH = "/generate-question"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ielts_service.generation.prompts import PromptError, load_prompts
+from ielts_service.questions.prompts import PromptError, load_prompts
 
 ROOT = Path(__file__).resolve().parents[2] / "prompts"
 HEAD = "---\ndescription: test\n---\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ielts_service.generation.validators import accept_items, check_item
+from ielts_service.questions.validators import accept_items, check_item
 from tests.support.fake_model import invalid_items, valid_items
 
 CARD = {"title": "Describe a useful object you own",

@@ -21,7 +21,7 @@ from datetime import timedelta
 from quart import Quart, Response, current_app, g, request
 from quart_rate_limiter import RateLimit, RateLimiter, RateLimitExceeded
 
-from ielts_service.api.rate_store import MemoryGcra, RedisGcra
+from ielts_service.state.rate_store import MemoryGcra, RedisGcra
 from ielts_service.config import Settings
 
 LIMITED_BLUEPRINTS = frozenset({"questions"})

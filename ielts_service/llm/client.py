@@ -19,11 +19,11 @@ from openai.types.chat import ChatCompletion
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from ielts_service.deadline import Deadline
-from ielts_service.generation.budget import Budget, BudgetExhausted
-from ielts_service.generation.circuit import CircuitBreaker
-from ielts_service.generation.items import Item, response_format
-from ielts_service.generation.prompts import PromptSet
-from ielts_service.generation.retry import (
+from ielts_service.llm.budget import Budget, BudgetExhausted
+from ielts_service.llm.breaker import CircuitBreaker
+from ielts_service.questions.items import Item, response_format
+from ielts_service.questions.prompts import PromptSet
+from ielts_service.llm.retry import (
     ContentFiltered,
     InvalidOutput,
     RetryPolicy,
@@ -33,7 +33,7 @@ from ielts_service.generation.retry import (
     stop_policy,
     wait_advertised_or_backoff,
 )
-from ielts_service.generation.validators import accept_items
+from ielts_service.questions.validators import accept_items
 from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.model")

@@ -22,8 +22,8 @@ import structlog
 from redis.exceptions import RedisError
 
 from ielts_service.deadline import Deadline
-from ielts_service.generation.circuit import RedisGate
-from ielts_service.generation.model import DeadlineExceeded
+from ielts_service.llm.breaker import RedisGate
+from ielts_service.llm.client import DeadlineExceeded
 
 log = structlog.get_logger("ielts_service.flight")
 T = TypeVar("T")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ielts_service.generation.items import Item
+from ielts_service.questions.items import Item
 
 LIMITS = {
     1: {"questions": (4, 5), "words": 20},

@@ -7,7 +7,7 @@ import asyncio
 from redis.exceptions import MaxConnectionsError
 
 from ielts_service.deadline import Deadline
-from ielts_service.generation.flight import SingleFlight
+from ielts_service.state.flight import SingleFlight
 
 
 class FullPool:

@@ -19,8 +19,8 @@ import structlog
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from ielts_service.generation.circuit import RedisGate
-from ielts_service.redis_client import connect, disconnect
+from ielts_service.llm.breaker import RedisGate
+from ielts_service.state.redis import connect, disconnect
 
 log = structlog.get_logger("ielts_service.api")
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from quart import current_app, g, request
 
 from ielts_service.errors import APIError
-from ielts_service.generation.topics import clean_topic
+from ielts_service.questions.topics import clean_topic
 
 F = TypeVar("F", bound=Callable[..., Any])
 SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import structlog
 
-from ielts_service.generation.items import PARTS
-from ielts_service.generation.prompts import PromptError, PromptSet, parse_prompts, read_files
+from ielts_service.questions.items import PARTS
+from ielts_service.questions.prompts import PromptError, PromptSet, parse_prompts, read_files
 
 log = structlog.get_logger("ielts_service.prompts")
 FILES = ("system.txt", *(f"part{p}.txt" for p in PARTS))

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from ielts_service.generation.items import Item
-from ielts_service.generation.topics import normalise_topic, words
+from ielts_service.questions.items import Item
+from ielts_service.questions.topics import normalise_topic, words
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ class Bank:
     @classmethod
     def load(cls, raw: bytes | None = None) -> Bank:
         if raw is None:
-            raw = resources.files("ielts_service.generation").joinpath("bank.json").read_bytes()
+            raw = resources.files("ielts_service.questions").joinpath("bank.json").read_bytes()
         data: dict[str, Any] = json.loads(raw)
         topics = [
             BankTopic(

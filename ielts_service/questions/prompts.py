@@ -28,7 +28,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from ielts_service.generation.items import PARTS
+from ielts_service.questions.items import PARTS
 
 VARIABLES = frozenset({"topic", "count", "part"})
 SAMPLE_TOPIC = "a memorable trip"

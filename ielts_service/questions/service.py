@@ -18,18 +18,18 @@ import structlog
 
 from ielts_service.deadline import Deadline
 from ielts_service.errors import APIError
-from ielts_service.generation.background import BackgroundTasks
-from ielts_service.generation.bank import Bank, BankTopic
-from ielts_service.generation.budget import BudgetExhausted
-from ielts_service.generation.flight import SingleFlight
-from ielts_service.generation.items import Item, item_id, to_data
-from ielts_service.generation.model import DeadlineExceeded, ModelClient, ModelUnavailable
-from ielts_service.generation.pools import CacheError, LocalPools, Pool, PoolStore, pool_key
-from ielts_service.generation.prompt_store import PromptStore
-from ielts_service.generation.prompts import PromptSet
-from ielts_service.generation.retry import ContentFiltered
-from ielts_service.generation.topics import is_avoided, normalise_topic
-from ielts_service.generation.validators import fingerprint
+from ielts_service.state.background import BackgroundTasks
+from ielts_service.questions.bank import Bank, BankTopic
+from ielts_service.llm.budget import BudgetExhausted
+from ielts_service.state.flight import SingleFlight
+from ielts_service.questions.items import Item, item_id, to_data
+from ielts_service.llm.client import DeadlineExceeded, ModelClient, ModelUnavailable
+from ielts_service.state.pools import CacheError, LocalPools, Pool, PoolStore, pool_key
+from ielts_service.questions.prompt_store import PromptStore
+from ielts_service.questions.prompts import PromptSet
+from ielts_service.llm.retry import ContentFiltered
+from ielts_service.questions.topics import is_avoided, normalise_topic
+from ielts_service.questions.validators import fingerprint
 from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.questions")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ielts_service.generation.bank import Bank
-from ielts_service.generation.validators import check_item, fingerprint, tidy
+from ielts_service.questions.bank import Bank
+from ielts_service.questions.validators import check_item, fingerprint, tidy
 
 BANK = Bank.load()
 

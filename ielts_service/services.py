@@ -10,19 +10,19 @@ from quart import current_app
 from redis.asyncio import Redis
 
 from ielts_service.config import Settings
-from ielts_service.generation.background import BackgroundTasks
-from ielts_service.generation.bank import Bank
-from ielts_service.generation.budget import Budget
-from ielts_service.generation.circuit import CircuitBreaker, RedisGate
-from ielts_service.generation.flight import SingleFlight
-from ielts_service.generation.model import ModelClient
-from ielts_service.generation.pools import MemoryPoolStore, PoolStore, RedisPoolStore
-from ielts_service.generation.prompt_store import PromptStore
-from ielts_service.generation.retry import RetryPolicy
-from ielts_service.generation.service import PoolSettings, QuestionService
+from ielts_service.state.background import BackgroundTasks
+from ielts_service.questions.bank import Bank
+from ielts_service.llm.budget import Budget
+from ielts_service.llm.breaker import CircuitBreaker, RedisGate
+from ielts_service.state.flight import SingleFlight
+from ielts_service.llm.client import ModelClient
+from ielts_service.state.pools import MemoryPoolStore, PoolStore, RedisPoolStore
+from ielts_service.questions.prompt_store import PromptStore
+from ielts_service.llm.retry import RetryPolicy
+from ielts_service.questions.service import PoolSettings, QuestionService
 from ielts_service.observability.metrics import Metrics
 
-log = structlog.get_logger("ielts_service.clients")
+log = structlog.get_logger("ielts_service.services")
 EXTENSION = "ielts_service"
 
 

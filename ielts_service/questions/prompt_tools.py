@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from ielts_service.config import Settings
-from ielts_service.generation.bank import Bank
-from ielts_service.generation.model import chat_body
-from ielts_service.generation.prompts import PromptError, PromptSet, load_prompts
-from ielts_service.generation.service import pool_topic
+from ielts_service.questions.bank import Bank
+from ielts_service.llm.client import chat_body
+from ielts_service.questions.prompts import PromptError, PromptSet, load_prompts
+from ielts_service.questions.service import pool_topic
 
 
 def _load(directory: Path) -> dict[int, PromptSet] | None:
@@ -51,10 +51,10 @@ def render(settings: Settings, directory: Path, part: int, topic: str) -> int:
 
 def try_prompt(settings: Settings, directory: Path, part: int, topic: str) -> int:
     """Call the configured model once (with the retry policy); show kept and rejected items."""
-    from ielts_service.clients import make_model_client
+    from ielts_service.services import make_model_client
     from ielts_service.deadline import Deadline
-    from ielts_service.generation.model import DeadlineExceeded, ModelUnavailable
-    from ielts_service.generation.retry import ContentFiltered
+    from ielts_service.llm.client import DeadlineExceeded, ModelUnavailable
+    from ielts_service.llm.retry import ContentFiltered
     from ielts_service.observability.logging import configure_logging
     from ielts_service.observability.metrics import Metrics
 

@@ -14,7 +14,7 @@ from quart import Blueprint, Response
 
 from ielts_service import __version__
 from ielts_service.api.envelope import HTTP_CODES
-from ielts_service.api.validation import GenerateQuestion, MockTest
+from ielts_service.guards.validation import GenerateQuestion, MockTest
 
 blueprint = Blueprint("openapi", __name__)
 

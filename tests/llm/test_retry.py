@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from ielts_service.deadline import Deadline
-from ielts_service.generation.retry import (
+from ielts_service.llm.retry import (
     RetryPolicy,
     advertised_wait,
     is_retryable,

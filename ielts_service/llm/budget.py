@@ -17,7 +17,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from ielts_service.deadline import Deadline
-from ielts_service.generation.circuit import RedisGate
+from ielts_service.llm.breaker import RedisGate
 from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.budget")

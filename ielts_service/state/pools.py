@@ -18,9 +18,9 @@ from typing import Protocol, TypeVar
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ielts_service.generation.circuit import RedisGate
-from ielts_service.generation.items import Item
-from ielts_service.redis_client import connect, disconnect
+from ielts_service.llm.breaker import RedisGate
+from ielts_service.questions.items import Item
+from ielts_service.state.redis import connect, disconnect
 
 T = TypeVar("T")
 

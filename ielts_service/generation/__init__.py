@@ -1,1 +1,0 @@
-"""What a question is and how one is made: items, validators, prompts, pools, model, bank."""
