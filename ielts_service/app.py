@@ -12,16 +12,16 @@ from quart import Quart, g
 from ielts_service.api import admin, catalogue, docs, health, page, questions
 from ielts_service.api import metrics as metrics_api
 from ielts_service.api.envelope import register_error_handlers
+from ielts_service.config import Settings, load_settings
+from ielts_service.deadline import Deadline
 from ielts_service.guards.limits import init_rate_limits
 from ielts_service.guards.security import init_security
 from ielts_service.guards.validation import validate_payload
-from ielts_service.services import EXTENSION, close_services, open_services
-from ielts_service.config import Settings, load_settings
-from ielts_service.deadline import Deadline
 from ielts_service.observability.http import init_request_observability
 from ielts_service.observability.logging import configure_logging
 from ielts_service.observability.metrics import Metrics
 from ielts_service.observability.sentry import init_error_tracking
+from ielts_service.services import EXTENSION, close_services, open_services
 
 
 def create_app(settings: Settings) -> Quart:

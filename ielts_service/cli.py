@@ -23,12 +23,13 @@ def serve(args: argparse.Namespace) -> int:
     from hypercorn.config import Config
     from hypercorn.run import run
 
-    # The master process only checks and forks: it imports no model or Redis client, so
-    # it stays small (each worker imports the app itself).
-    from ielts_service.questions.prompt_store import PromptStore
-    from ielts_service.questions.prompts import PromptError
     from ielts_service.observability.logging import configure_logging
     from ielts_service.observability.multiprocess import MetricsDirInUse, instance_metrics_dir
+    from ielts_service.questions.prompts import PromptError
+
+    # The master process only checks and forks: it imports no model or Redis client, so
+    # it stays small (each worker imports the app itself).
+    from ielts_service.questions.prompts.store import PromptStore
 
     settings = _settings()  # fail fast, in the parent, with one clear line
     try:
@@ -60,19 +61,19 @@ def _prompts_dir(args: argparse.Namespace) -> Path:
 
 
 def prompts_lint(args: argparse.Namespace) -> int:
-    from ielts_service.questions.prompt_tools import lint
+    from ielts_service.questions.prompts.tools import lint
 
     return lint(_prompts_dir(args))
 
 
 def prompts_render(args: argparse.Namespace) -> int:
-    from ielts_service.questions.prompt_tools import render
+    from ielts_service.questions.prompts.tools import render
 
     return render(_settings(), _prompts_dir(args), args.part, args.topic)
 
 
 def prompts_try(args: argparse.Namespace) -> int:
-    from ielts_service.questions.prompt_tools import try_prompt
+    from ielts_service.questions.prompts.tools import try_prompt
 
     return try_prompt(_settings(), _prompts_dir(args), args.part, args.topic)
 

@@ -84,6 +84,9 @@ class Settings(BaseModel):
     pool_size: int = Field(5, ge=1, le=20)
     pool_ttl_seconds: int = Field(86400, ge=1)
     pool_soft_ttl_seconds: int = Field(21600, ge=1)  # past it a pool is served stale and refilled
+    pool_max_items: int = Field(20, ge=1, le=200)  # widening stops here; past it, repeats
+    local_pool_ttl_seconds: float = Field(2.0, ge=0, le=60)  # a worker's copy of a hot pool
+    refill_timeout_seconds: float = Field(60.0, gt=0, le=600)  # a background refill's deadline
     lock_lease_seconds: float = Field(5.0, gt=0, le=120)  # single-flight lease, renewed by its holder
     background_tasks_max: int = Field(16, ge=0, le=1000)  # refills running at once per worker
     ai_budget_rpm: int = Field(0, ge=0)  # model requests per minute for all instances; 0: no budget
@@ -169,7 +172,6 @@ class Settings(BaseModel):
         if self.ai_provider == "openai":
             return self.openai_model or ""
         return "bank"
-
 
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redactor."""

@@ -22,3 +22,7 @@ class Deadline:
     @property
     def expired(self) -> bool:
         return self.remaining() <= 0.0
+
+
+class DeadlineExceeded(Exception):
+    """The request's deadline passed while waiting (for the model, a lease, a pool)."""

@@ -12,10 +12,10 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from ielts_service.state.flight import lock_name
 from ielts_service.questions.items import PARTS
-from ielts_service.state.pools import Pool, pool_key
 from ielts_service.questions.prompts import load_prompts
+from ielts_service.state.flight import lock_name
+from ielts_service.state.pools import Pool, pool_key
 from tests.conftest import azure_env
 from tests.support import fake_model as fm
 from tests.support.waiting import eventually

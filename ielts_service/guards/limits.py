@@ -21,8 +21,9 @@ from datetime import timedelta
 from quart import Quart, Response, current_app, g, request
 from quart_rate_limiter import RateLimit, RateLimiter, RateLimitExceeded
 
-from ielts_service.state.rate_store import MemoryGcra, RedisGcra
 from ielts_service.config import Settings
+from ielts_service.services import services
+from ielts_service.state.rate_store import GcraStore
 
 LIMITED_BLUEPRINTS = frozenset({"questions"})
 EXTENSION = "ielts_service.rate_limits"
@@ -97,15 +98,16 @@ class AtomicRateLimiter(RateLimiter):
     call decides and records all of a request's limits: the library's get-then-set pair
     would let concurrent requests through together."""
 
-    def __init__(self, app: Quart, gcra: MemoryGcra | RedisGcra, **kwargs: object) -> None:
+    def __init__(self, app: Quart, gcra: GcraStore, **kwargs: object) -> None:
         self.gcra = gcra
         super().__init__(app, **kwargs)  # type: ignore[arg-type]
 
     async def _before_serving(self) -> None:
-        await self.gcra.open()
+        # The app's services opened first (registered before this limiter): share their Redis.
+        self.gcra.attach(services().redis)
 
     async def _after_serving(self) -> None:
-        await self.gcra.close()
+        self.gcra.attach(None)
 
     async def _raise_on_rejection(self, endpoint: str, rate_limits: list[RateLimit]) -> None:
         if not rate_limits:
@@ -141,10 +143,8 @@ def init_rate_limits(app: Quart, settings: Settings) -> None:
     own = sorted({k.per_minute for k in settings.client_api_keys if k.per_minute})
     app.extensions[EXTENSION] = tuple(
         ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies)
-    url = settings.redis_url
     enabled = per_minute > 0 or bool(own)
-    gcra = (RedisGcra(url.get_secret_value(), settings.redis_timeout_seconds)
-            if url is not None and enabled else MemoryGcra())
+    gcra = GcraStore()
     minute = timedelta(minutes=1)
     limits = [RateLimit(n, minute, skip_function=_skip_unless(n)) for n in own]
     if per_minute > 0:

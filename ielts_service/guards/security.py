@@ -31,13 +31,13 @@ def require_bearer(secret: SecretStr | None, name: str) -> None:
 
     The comparison takes the same time whatever the token's content."""
     if secret is None:
-        raise APIError(403, "forbidden", f"this route is disabled: {name} is not set")
+        raise APIError.of("forbidden", f"this route is disabled: {name} is not set")
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given:
-        raise APIError(401, "unauthorized", f"send Authorization: Bearer <{name}>",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise APIError.of("unauthorized", f"send Authorization: Bearer <{name}>",
+                          headers={"WWW-Authenticate": "Bearer"})
     if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
-        raise APIError(403, "forbidden", f"wrong {name}")
+        raise APIError.of("forbidden", f"wrong {name}")
 
 
 def find_api_key(keys: tuple[ApiKey, ...], given: str) -> ApiKey | None:
@@ -62,9 +62,9 @@ def init_security(app: Quart, settings: Settings) -> None:
             return
         given = request.headers.get("X-API-Key", "")
         if not given:
-            raise APIError(401, "unauthorized", "send your API key in the X-API-Key header")
+            raise APIError.of("unauthorized", "send your API key in the X-API-Key header")
         if (key := find_api_key(keys, given)) is None:
-            raise APIError(403, "forbidden", "unknown API key")
+            raise APIError.of("forbidden", "unknown API key")
         g.api_key = key
 
     @app.after_request

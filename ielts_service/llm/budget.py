@@ -12,16 +12,14 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-import structlog
-from redis.exceptions import RedisError
-
+from ielts_service.config import Settings
 from ielts_service.deadline import Deadline
-from ielts_service.llm.breaker import RedisGate
+from ielts_service.llm.errors import BudgetExhausted
 from ielts_service.observability.metrics import Metrics
+from ielts_service.state.redis import SharedRedis, StoreError
 
-log = structlog.get_logger("ielts_service.budget")
 KEY = "ielts:v1:budget"
+UNLIMITED = 10**12
 
 # KEYS: requests bucket, tokens bucket. ARGV: rpm, tpm, request cost, token cost.
 # Returns {granted, wait_ms, requests_left, tokens_left}.
@@ -48,14 +46,6 @@ return {wait == 0 and 1 or 0, math.ceil(wait), tostring(r), tostring(k)}
 """
 
 
-class BudgetExhausted(Exception):
-    """The shared quota has no room before the deadline; `retry_after` in seconds."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"model budget exhausted for {retry_after:.1f} s")
-        self.retry_after = retry_after
-
-
 @dataclass
 class _Bucket:
     level: float
@@ -65,14 +55,22 @@ class _Bucket:
 class Budget:
     """`take(tokens, deadline)` before each model attempt; waits or raises BudgetExhausted."""
 
-    def __init__(self, redis: aioredis.Redis | None, rpm: int, tpm: int, metrics: Metrics,
-                 min_attempt_seconds: float = 0.5, gate: RedisGate | None = None) -> None:
+    def __init__(self, redis: SharedRedis | None, rpm: int, tpm: int, metrics: Metrics,
+                 min_attempt_seconds: float) -> None:
         self._redis, self.rpm, self.tpm = redis, rpm, tpm
-        self._gate = gate or RedisGate()
         self._metrics = metrics
         self._min_attempt = min_attempt_seconds
         now = time.monotonic()
         self._local = (_Bucket(float(rpm), now), _Bucket(float(tpm), now))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, metrics: Metrics, redis: SharedRedis | None,
+                      min_attempt_seconds: float) -> Budget | None:
+        """The shared budget when one is configured (0 means no limit on that kind)."""
+        if not (settings.ai_budget_rpm or settings.ai_budget_tpm):
+            return None
+        return cls(redis, settings.ai_budget_rpm or UNLIMITED, settings.ai_budget_tpm or UNLIMITED,
+                   metrics, min_attempt_seconds)
 
     def __repr__(self) -> str:
         return f"Budget(rpm={self.rpm}, tpm={self.tpm}, shared={self._redis is not None})"
@@ -88,16 +86,17 @@ class Budget:
             await asyncio.sleep(wait)
 
     async def _try(self, tokens: int) -> float:
-        if self._redis is not None and self._gate.open:
-            try:
-                granted, wait_ms, left_r, left_t = await self._redis.eval(
-                    _TAKE, 2, f"{KEY}:requests", f"{KEY}:tokens", self.rpm, self.tpm, 1, tokens)
-                self._export(float(left_r), float(left_t))
-                return 0.0 if int(granted) else int(wait_ms) / 1000
-            except (RedisError, OSError) as exc:
-                self._gate.failed(exc)
-                log.warning("budget_store_error", error=type(exc).__name__)
-        return self._try_local(tokens)
+        if self._redis is None:
+            return self._try_local(tokens)
+        try:
+            granted, wait_ms, left_r, left_t = await self._redis.run(
+                lambda r: r.eval(_TAKE, 2, f"{KEY}:requests", f"{KEY}:tokens",
+                                 self.rpm, self.tpm, 1, tokens),
+                event="budget_store_error")
+        except StoreError:
+            return self._try_local(tokens)  # Redis is down: this process's own buckets
+        self._export(float(left_r), float(left_t))
+        return 0.0 if int(granted) else int(wait_ms) / 1000
 
     def _try_local(self, tokens: int) -> float:
         now = time.monotonic()

@@ -18,27 +18,34 @@ from tenacity import RetryCallState, stop_after_attempt, wait_random_exponential
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
+from ielts_service.config import Settings
 from ielts_service.deadline import Deadline
+from ielts_service.llm.errors import ContentFiltered, InvalidOutput
 
 RETRY_STATUSES = frozenset({408, 409, 429})
 
 
-class InvalidOutput(Exception):
-    """The model answered, but no item passed the validators (a failed attempt)."""
-
-
-class ContentFiltered(Exception):
-    """The provider's content filter blocked the prompt or the answer: retrying won't help."""
+MIN_ATTEMPT_SECONDS = 0.5  # a retry with less time than this before the deadline is not started
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_attempts: int = 4
-    attempt_timeout: float = 20.0
-    retry_after_cap: float = 20.0
-    backoff_base: float = 0.5
-    backoff_max: float = 8.0
-    min_attempt_seconds: float = 0.5  # a retry with less time than this before the deadline is skipped
+    """The retry settings, from `Settings` (the only place defaults are written)."""
+
+    max_attempts: int
+    attempt_timeout: float
+    retry_after_cap: float
+    backoff_base: float
+    backoff_max: float
+    min_attempt_seconds: float = MIN_ATTEMPT_SECONDS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(max_attempts=settings.ai_max_attempts,
+                   attempt_timeout=settings.ai_attempt_timeout_seconds,
+                   retry_after_cap=settings.ai_retry_after_cap_seconds,
+                   backoff_base=settings.ai_backoff_base_seconds,
+                   backoff_max=settings.ai_backoff_max_seconds)
 
 
 def outcome_of(exc: BaseException | None) -> str:

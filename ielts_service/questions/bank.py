@@ -6,6 +6,7 @@ be reached. `bank.json` ships inside the package; every item passes the validato
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -113,3 +114,15 @@ class Bank:
 
     def random_topic(self, rng: random.Random | None = None) -> BankTopic:
         return (rng or random).choice(self.topics)
+
+
+MAPPING_COVERAGE = 0.5  # free text joins a catalogue pool when half its words match
+
+
+@functools.lru_cache(maxsize=8192)
+def pool_topic(bank: Bank, topic: str) -> str:
+    """The topic a pool is kept under: its catalogue area when close enough, else itself.
+
+    Cached: popular topics arrive over and over, and the bank never changes."""
+    area = bank.match(topic, MAPPING_COVERAGE)
+    return area.name if area else normalise_topic(topic)

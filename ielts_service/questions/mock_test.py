@@ -8,7 +8,8 @@ import random
 from typing import Any
 
 from ielts_service.deadline import Deadline
-from ielts_service.questions.service import QuestionService, reject_avoided
+from ielts_service.questions.service import QuestionService
+from ielts_service.questions.topics import reject_avoided
 
 # Part 1 always opens with work or study, or home and hometown.
 OPENING_TOPICS = ("work or study", "hometown", "home and accommodation")

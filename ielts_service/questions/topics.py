@@ -54,3 +54,13 @@ def is_avoided(topic: str) -> bool:
     return any(t in AVOIDED for t in tokens) or any(
         f" {phrase} " in joined for phrase in AVOIDED if " " in phrase
     )
+
+
+class TopicRejected(Exception):
+    """The topic touches an area the IELTS Speaking test avoids."""
+
+
+def reject_avoided(topic: str | None) -> None:
+    """Raise TopicRejected for a topic the test avoids; anything else (or None) passes."""
+    if topic is not None and is_avoided(topic):
+        raise TopicRejected(topic)

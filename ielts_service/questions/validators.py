@@ -7,8 +7,11 @@ valid ones of a batch, drops duplicates by normalised text and says why it dropp
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from ielts_service.llm.errors import InvalidOutput
 from ielts_service.questions.items import Item
 
 LIMITS = {
@@ -136,15 +139,13 @@ def fingerprint(part: int, item: Item) -> str:
     return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
 
 
-def accept_items(
-    part: int, raw: object, seen: set[str] | None = None
-) -> tuple[list[Item], list[Problem]]:
+def accept_items(part: int, raw: object) -> tuple[list[Item], list[Problem]]:
     """Valid, tidied, de-duplicated items of `raw`, and the reasons the others were dropped.
 
     A dropped item's reason is its first problem (all of them, joined, in the text)."""
     if not isinstance(raw, list):
         return [], [Problem("fields", "items must be a list")]
-    seen = set() if seen is None else seen
+    seen: set[str] = set()
     accepted: list[Item] = []
     reasons: list[Problem] = []
     for candidate in raw:
@@ -160,3 +161,24 @@ def accept_items(
         seen.add(key)
         accepted.append(item)
     return accepted, reasons
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The valid items of one model answer, and why the others were dropped."""
+
+    items: list[Item]
+    rejected: list[Problem]
+
+
+def parse_answer(part: int, payload: object,
+                 on_rejected: Callable[[int, list[Problem]], None] | None = None) -> Batch:
+    """The model's `{"items": [...]}` answer as a Batch; `InvalidOutput` (a failed attempt,
+    retried) when no item is valid. `on_rejected` hears about every dropped item."""
+    raw = payload.get("items") if isinstance(payload, dict) else None
+    items, rejected = accept_items(part, raw)
+    if rejected and on_rejected is not None:
+        on_rejected(part, rejected)
+    if not items:
+        raise InvalidOutput("no valid item: " + "; ".join(rejected[:5]))
+    return Batch(items, rejected)

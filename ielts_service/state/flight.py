@@ -6,6 +6,9 @@ by compare-and-delete); the others wait for the pool to land: woken by a pub/sub
 on one subscriber per process, with a bounded poll as a fallback, never past their own
 deadline. A holder that dies stops renewing, its lease runs out and a waiter takes over.
 Without Redis, or while Redis is down, only the in-process sharing applies.
+
+Written here rather than with redis-py's `Lock`: that lock waits by sleeping and polling,
+and a waiter here must wake the moment the pool lands (pub/sub) and never past its deadline.
 """
 
 from __future__ import annotations
@@ -17,13 +20,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from ielts_service.deadline import Deadline
-from ielts_service.llm.breaker import RedisGate
-from ielts_service.llm.client import DeadlineExceeded
+from ielts_service.deadline import Deadline, DeadlineExceeded
+from ielts_service.state.redis import SharedRedis, StoreError
 
 log = structlog.get_logger("ielts_service.flight")
 T = TypeVar("T")
@@ -41,10 +42,8 @@ def lock_name(key: str) -> str:
 class SingleFlight:
     """`run(key, load, produce, deadline)` -> (value, produced_by_this_call)."""
 
-    def __init__(self, redis: aioredis.Redis | None, lease: float, poll: float = 0.5,
-                 gate: RedisGate | None = None) -> None:
+    def __init__(self, redis: SharedRedis | None, lease: float, poll: float = 0.5) -> None:
         self._redis = redis
-        self._gate = gate or RedisGate()
         self._lease_ms = int(lease * 1000)
         self._poll = poll
         self._local: dict[str, asyncio.Future[tuple[object, bool]]] = {}
@@ -103,14 +102,13 @@ class SingleFlight:
         name = hashlib.sha256(key.encode()).hexdigest()[:24]
         lock, channel, token = lock_name(key), f"{PREFIX}:ready:{name}", uuid.uuid4().hex
         while True:
-            if not self._gate.open:
-                return await produce(), True  # Redis is down: share within this process only
             try:
-                acquired = await self._redis.set(lock, token, nx=True, px=self._lease_ms)
-            except (RedisError, OSError) as exc:
-                # No lease to be had: share within this process only. (Never retry at
-                # once: a failure that returns without awaiting would spin the loop.)
-                self._gate.failed(exc)
+                acquired = await self._redis.run(
+                    lambda r: r.set(lock, token, nx=True, px=self._lease_ms),
+                    event="flight_store_error", op="lease")
+            except StoreError:
+                # Redis is down or skipped: share within this process only. (Never retry
+                # at once: a failure that returns without awaiting would spin the loop.)
                 return await produce(), True
             if acquired:
                 return await self._hold(lock, channel, token, produce), True
@@ -136,24 +134,27 @@ class SingleFlight:
             self._renewer = asyncio.create_task(self._renew())
         try:
             value = await produce()
-            with contextlib.suppress(RedisError, OSError):
-                await self._redis.publish(channel, "1")
+            with contextlib.suppress(StoreError):
+                await self._redis.run(lambda r: r.publish(channel, "1"),
+                                      event="flight_store_error", op="publish")
             return value
         finally:
             self._held.pop(lock, None)
-            with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
-                await self._redis.eval(_RELEASE, 1, lock, token)
+            with contextlib.suppress(StoreError, asyncio.CancelledError):
+                await self._redis.run(lambda r: r.eval(_RELEASE, 1, lock, token),
+                                      event="flight_store_error", op="release", gated=False)
 
     async def _renew(self) -> None:
         """One loop per process renews every lease it holds, in one pipeline per round."""
         assert self._redis is not None
         while self._held:
             await asyncio.sleep(self._lease_ms / 3000)
-            pipe = self._redis.pipeline(transaction=False)
+            pipe = self._redis.client.pipeline(transaction=False)
             for lock, token in list(self._held.items()):
                 pipe.eval(_RENEW, 1, lock, token, self._lease_ms)
-            with contextlib.suppress(RedisError, OSError):
-                await pipe.execute()
+            with contextlib.suppress(StoreError):
+                await self._redis.run(lambda _: pipe.execute(), event="flight_store_error",
+                                      op="renew", gated=False)
 
     def _wait_ready(self, name: str) -> asyncio.Future[None]:
         if self._listener is None or self._listener.done():
@@ -174,7 +175,7 @@ class SingleFlight:
         assert self._redis is not None
         while True:
             try:
-                async with self._redis.pubsub() as pubsub:
+                async with self._redis.client.pubsub() as pubsub:
                     await pubsub.psubscribe(f"{PREFIX}:ready:*")
                     while True:
                         message = await pubsub.get_message(ignore_subscribe_messages=True,

@@ -1,8 +1,10 @@
 """Pools: the valid items of one model call, stored under a key so later requests reuse them.
 
 `RedisPoolStore` is shared by every worker and instance; `MemoryPoolStore` serves one
-process when `REDIS_URL` is unset. A store that fails raises `CacheError`: the caller
-treats it as a miss, so a cache outage costs model calls, never a failed request.
+process when `REDIS_URL` is unset. The stores absorb their own failures: a write that
+fails is logged and dropped, a failed `seen` is empty, a failed `claim` claims everything.
+Only `get` (a miss the caller counts as `error`), `purge` and `ping` raise `StoreError`,
+so a cache outage costs model calls, never a failed question.
 """
 
 from __future__ import annotations
@@ -10,25 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from ielts_service.state.redis import SharedRedis, StoreError
 
-from ielts_service.llm.breaker import RedisGate
-from ielts_service.questions.items import Item
-from ielts_service.state.redis import connect, disconnect
-
-T = TypeVar("T")
+__all__ = ["LocalPools", "MemoryPoolStore", "Pool", "PoolStore", "RedisPoolStore",
+           "StoreError", "pool_key"]
+from ielts_service.state.ttl import TtlCache
 
 KEY_PREFIX = "ielts:v1"
-
-
-class CacheError(Exception):
-    """The pool store could not answer."""
+Item = dict[str, Any]  # a pool holds JSON objects; what they mean is the questions room's
 
 
 @dataclass(frozen=True)
@@ -69,8 +63,7 @@ def _seen_key(session_id: str, key: str) -> str:
 
 
 class PoolStore(Protocol):
-    @property
-    def redis(self) -> aioredis.Redis | None: ...
+    backend: str  # "redis" or "memory", for readiness
     async def get(self, key: str) -> Pool | None: ...
     async def put(self, key: str, pool: Pool, ttl: int) -> None: ...
     async def seen(self, session_id: str, key: str) -> set[str]: ...
@@ -84,80 +77,79 @@ class PoolStore(Protocol):
 class RedisPoolStore:
     """Pools as JSON strings with a TTL; a session's seen items as a set beside them."""
 
-    def __init__(self, client: aioredis.Redis, gate: RedisGate | None = None) -> None:
-        self._redis = client
-        self.gate = gate or RedisGate()
+    backend = "redis"
 
-    @classmethod
-    def from_url(cls, url: str, timeout: float) -> RedisPoolStore:
-        # One short timeout and no client-side retries: a dead Redis costs a request
-        # `timeout` once, not several backoffs; the gate then skips Redis for a moment.
-        return cls(connect(url, timeout, decode_responses=True))
+    def __init__(self, redis: SharedRedis) -> None:
+        self._redis = redis
 
     def __repr__(self) -> str:
-        return f"RedisPoolStore({self.gate!r})"
-
-    @property
-    def redis(self) -> aioredis.Redis:
-        return self._redis
-
-    async def _call(self, operation: Callable[[], Awaitable[T]], *, gated: bool = True) -> T:
-        """Run one Redis operation; failures become CacheError and close the gate briefly."""
-        if gated and not self.gate.open:
-            raise CacheError("skipped: Redis failed moments ago")
-        try:
-            result = await operation()
-        except (RedisError, OSError) as exc:
-            self.gate.failed(exc)
-            raise CacheError(type(exc).__name__) from None
-        self.gate.succeeded()
-        return result
+        return f"RedisPoolStore({self._redis!r})"
 
     async def get(self, key: str) -> Pool | None:
-        raw = await self._call(lambda: self._redis.get(key))
+        raw = await self._redis.run(lambda r: r.get(key), event="cache_error", op="get")
         try:
             return Pool.loads(raw) if raw else None
         except (ValueError, TypeError):
-            raise CacheError("corrupt pool") from None
+            raise StoreError("corrupt pool") from None
 
     async def put(self, key: str, pool: Pool, ttl: int) -> None:
-        await self._call(lambda: self._redis.set(key, pool.dumps(), ex=ttl))
+        try:
+            await self._redis.run(lambda r: r.set(key, pool.dumps(), ex=ttl),
+                                  event="cache_error", op="put")
+        except StoreError:
+            pass  # logged; the pool still serves from this worker's local copy
 
     async def seen(self, session_id: str, key: str) -> set[str]:
-        return set(await self._call(lambda: self._redis.smembers(_seen_key(session_id, key))))
+        try:
+            return set(await self._redis.run(lambda r: r.smembers(_seen_key(session_id, key)),
+                                             event="cache_error", op="seen"))
+        except StoreError:
+            return set()  # a repeat is possible; a failed question is not
 
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None:
         name = _seen_key(session_id, key)
-        pipe = self._redis.pipeline(transaction=True).sadd(name, item_id).expire(name, ttl)
-        await self._call(pipe.execute)
+        try:
+            await self._redis.run(
+                lambda r: r.pipeline(transaction=True).sadd(name, item_id).expire(name, ttl)
+                .execute(), event="cache_error", op="mark_seen")
+        except StoreError:
+            pass
 
     async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]:
-        """The fingerprints no pool of `scope` held yet (now recorded), atomically each."""
+        """The fingerprints no pool of `scope` held yet (now recorded), atomically each;
+        all of them when Redis fails (a duplicate beats an empty pool)."""
         name = _prints_key(scope)
-        pipe = self._redis.pipeline(transaction=True)
-        for p in prints:
-            pipe.sadd(name, p)
-        pipe.expire(name, ttl)
-        added = await self._call(pipe.execute)
+
+        async def add(r: Any) -> list[int]:
+            pipe = r.pipeline(transaction=True)
+            for p in prints:
+                pipe.sadd(name, p)
+            pipe.expire(name, ttl)
+            return list(await pipe.execute())
+
+        try:
+            added = await self._redis.run(add, event="cache_error", op="claim")
+        except StoreError:
+            return set(prints)
         return {p for p, new in zip(prints, added, strict=False) if new}
 
     async def purge(self) -> int:
-        async def unlink_all() -> int:
+        async def unlink_all(r: Any) -> int:
             purged = 0
-            async for key in self._redis.scan_iter(match=f"{KEY_PREFIX}:pool:*", count=500):
-                purged += await self._redis.unlink(key)
-            async for key in self._redis.scan_iter(match=f"{KEY_PREFIX}:prints:*", count=500):
-                await self._redis.unlink(key)
+            async for key in r.scan_iter(match=f"{KEY_PREFIX}:pool:*", count=500):
+                purged += await r.unlink(key)
+            async for key in r.scan_iter(match=f"{KEY_PREFIX}:prints:*", count=500):
+                await r.unlink(key)
             return purged
 
-        return await self._call(unlink_all)
+        return await self._redis.run(unlink_all, event="cache_error", op="purge")
 
     async def ping(self) -> None:
         """A real round trip even while the gate is closed: readiness sees recovery."""
-        await self._call(self._redis.ping, gated=False)
+        await self._redis.run(lambda r: r.ping(), event="cache_error", op="ping", gated=False)
 
     async def close(self) -> None:
-        await disconnect(self._redis)
+        """Nothing: the shared client is closed by whoever opened it."""
 
 
 class LocalPools:
@@ -169,85 +161,61 @@ class LocalPools:
 
     def __init__(self, ttl: float, max_entries: int = 2048) -> None:
         self.ttl = ttl
-        self._entries: OrderedDict[str, tuple[float, Pool]] = OrderedDict()
-        self._max = max_entries
+        self._cache: TtlCache[Pool] = TtlCache(max_entries)
 
     def get(self, key: str) -> Pool | None:
-        entry = self._entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            return None
-        return entry[1]
+        return self._cache.get(key)
 
     def put(self, key: str, pool: Pool) -> None:
-        if self.ttl <= 0:
-            return
-        self._entries[key] = (time.monotonic() + self.ttl, pool)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+        if self.ttl > 0:
+            self._cache.put(key, pool, self.ttl)
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._cache.clear()
 
 
 class MemoryPoolStore:
     """The same behaviour in one process, bounded so it cannot grow without limit."""
 
+    backend = "memory"
+
     def __init__(self, max_entries: int = 10_000) -> None:
-        self._entries: OrderedDict[str, tuple[float, object]] = OrderedDict()
-        self._max = max_entries
+        self._cache: TtlCache[object] = TtlCache(max_entries)
 
     def __repr__(self) -> str:
-        return f"MemoryPoolStore(entries={len(self._entries)})"
-
-    def _get(self, key: str) -> object | None:
-        entry = self._entries.get(key)
-        if entry is None or entry[0] < time.monotonic():
-            self._entries.pop(key, None)
-            return None
-        self._entries.move_to_end(key)
-        return entry[1]
-
-    def _set(self, key: str, value: object, ttl: int) -> None:
-        self._entries[key] = (time.monotonic() + ttl, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
-
-    @property
-    def redis(self) -> None:
-        return None
+        return f"MemoryPoolStore(entries={len(self._cache)})"
 
     async def get(self, key: str) -> Pool | None:
-        value = self._get(key)
+        value = self._cache.get(key)
         return value if isinstance(value, Pool) else None
 
     async def put(self, key: str, pool: Pool, ttl: int) -> None:
-        self._set(key, pool, ttl)
+        self._cache.put(key, pool, ttl)
 
     async def seen(self, session_id: str, key: str) -> set[str]:
-        value = self._get(_seen_key(session_id, key))
+        value = self._cache.get(_seen_key(session_id, key))
         return set(value) if isinstance(value, set) else set()
 
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None:
         seen = await self.seen(session_id, key)
-        self._set(_seen_key(session_id, key), seen | {item_id}, ttl)
+        self._cache.put(_seen_key(session_id, key), seen | {item_id}, ttl)
 
     async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]:
-        held = self._get(_prints_key(scope))
+        held = self._cache.get(_prints_key(scope))
         held = set(held) if isinstance(held, set) else set()
         new = {p for p in prints if p not in held}
-        self._set(_prints_key(scope), held | new, ttl)
+        self._cache.put(_prints_key(scope), held | new, ttl)
         return new
 
     async def purge(self) -> int:
-        pools = [key for key in self._entries if key.startswith(f"{KEY_PREFIX}:pool:")]
-        for key in [*pools, *(k for k in self._entries if k.startswith(f"{KEY_PREFIX}:prints:"))]:
-            del self._entries[key]
+        pools = [k for k in self._cache.keys() if k.startswith(f"{KEY_PREFIX}:pool:")]
+        for key in [*pools, *(k for k in self._cache.keys()
+                              if k.startswith(f"{KEY_PREFIX}:prints:"))]:
+            self._cache.pop(key)
         return len(pools)
 
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
-        self._entries.clear()
+        self._cache.clear()

@@ -4,8 +4,8 @@
 so workers and instances sharing Redis share each limit exactly, and each key expires
 once its theoretical arrival time (TAT) has passed, when it no longer changes anything.
 The clock is Redis's own `TIME`, one clock for every instance. If Redis fails, the
-request is decided by an in-process `MemoryGcra` (per-instance limits) and a warning is
-logged at most once per 10 s; the next request tries Redis again.
+request is decided by an in-process `MemoryGcra` (per-instance limits); the next request
+tries Redis again once the shared gate reopens.
 """
 
 from __future__ import annotations
@@ -14,18 +14,11 @@ import math
 import time
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-import structlog
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
 
-from ielts_service.llm.breaker import RedisGate
-from ielts_service.state.redis import connect, disconnect
-
-log = structlog.get_logger("ielts_service.api")
+from ielts_service.state.redis import SharedRedis, StoreError
 
 KEY_PREFIX = "ielts:v1:rl:"
-WARN_EVERY_SECONDS = 10.0
 
 # KEYS[i]: one key per limit; ARGV[2i-1], ARGV[2i]: its emission interval and period, in ms.
 # Returns {retry_after_ms (0: allowed, and every TAT recorded), separation_ms per key}.
@@ -68,12 +61,6 @@ class MemoryGcra:
         self._tats: dict[str, float] = {}
         self._calls = 0
 
-    async def open(self) -> None:
-        pass
-
-    async def close(self) -> None:
-        pass
-
     async def hit(self, keys: list[str], limits: Limits) -> Decision:
         now = time.time() * 1000
         self._calls += 1
@@ -89,48 +76,31 @@ class MemoryGcra:
         return Decision(math.ceil(retry), [math.ceil(tat - now) for tat in tats])
 
 
-class RedisGcra:
-    """The Lua GCRA on a client opened before serving; `MemoryGcra` while Redis fails."""
+class GcraStore:
+    """The Lua GCRA on the worker's shared Redis once attached; `MemoryGcra` before that,
+    without Redis, and while Redis fails (the failure is logged by `SharedRedis`)."""
 
-    def __init__(self, url: str, timeout: float) -> None:
-        self._url, self._timeout = url, timeout
-        self._redis: aioredis.Redis | None = None
-        self._script: AsyncScript | None = None
+    def __init__(self) -> None:
         self.fallback = MemoryGcra()
-        self.gate = RedisGate()  # after a failure, skip Redis briefly: one timeout, not one each
-        self._warned_at: float | None = None
+        self._redis: SharedRedis | None = None
+        self._script: AsyncScript | None = None
 
     def __repr__(self) -> str:
-        return "RedisGcra()"  # never the URL: it may carry a password
+        return f"GcraStore(shared={self._redis is not None})"
 
-    async def open(self) -> None:
-        # Short timeouts and no client-side retries: a dead Redis costs a short wait, no backoffs.
-        self._redis = connect(self._url, self._timeout)
-        self._script = self._redis.register_script(_GCRA)  # EVALSHA, loads it on NOSCRIPT
-
-    async def close(self) -> None:
-        if self._redis is not None:
-            await disconnect(self._redis)
-            self._redis, self._script = None, None
+    def attach(self, redis: SharedRedis | None) -> None:
+        """Use `redis` from now on (None: this process only)."""
+        self._redis = redis
+        self._script = redis.client.register_script(_GCRA) if redis is not None else None
 
     async def hit(self, keys: list[str], limits: Limits) -> Decision:
-        args = [str(value) for limit in limits for value in limit]
-        try:
-            if self._script is None:  # not serving: as if Redis were down
-                raise RedisError("not open")
-            if not self.gate.open:
-                return await self.fallback.hit(keys, limits)
-            reply = await self._script(keys=[KEY_PREFIX + k for k in keys], args=args)
-        except (RedisError, OSError) as exc:
-            self.gate.failed(exc)
-            self._warn(exc)
+        if self._redis is None or self._script is None:
             return await self.fallback.hit(keys, limits)
-        self.gate.succeeded()
+        script, args = self._script, [str(value) for limit in limits for value in limit]
+        try:
+            reply = await self._redis.run(
+                lambda _: script(keys=[KEY_PREFIX + k for k in keys], args=args),
+                event="rate_limit_store_error")
+        except StoreError:
+            return await self.fallback.hit(keys, limits)
         return Decision(int(reply[0]), [int(s) for s in reply[1:]])
-
-    def _warn(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if self._warned_at is None or now - self._warned_at >= WARN_EVERY_SECONDS:
-            self._warned_at = now
-            log.warning("rate_limit_store_error", error=type(exc).__name__,
-                        fallback="memory")

@@ -55,7 +55,8 @@ def state(exc: BaseException, attempt: int = 1, upcoming: float = 0.0) -> Simple
 
 
 def test_wait_honours_the_cap_and_falls_back_to_jittered_backoff():
-    wait = wait_advertised_or_backoff(RetryPolicy(retry_after_cap=2, backoff_base=1,
+    wait = wait_advertised_or_backoff(RetryPolicy(max_attempts=4, attempt_timeout=20,
+                                                  retry_after_cap=2, backoff_base=1,
                                                   backoff_max=4))
     assert wait(state(status_error(429, **{"retry-after": "60"}))) == 2
     backoffs = {wait(state(status_error(500), attempt=3)) for _ in range(50)}

@@ -8,6 +8,7 @@ from redis.exceptions import MaxConnectionsError
 
 from ielts_service.deadline import Deadline
 from ielts_service.state.flight import SingleFlight
+from ielts_service.state.redis import SharedRedis
 
 
 class FullPool:
@@ -23,7 +24,7 @@ class FullPool:
 
 async def test_a_lease_that_cannot_be_had_falls_back_to_local_sharing():
     redis = FullPool()
-    flight = SingleFlight(redis, lease=5)  # type: ignore[arg-type]
+    flight = SingleFlight(SharedRedis(redis), lease=5)  # type: ignore[arg-type]
     produced = 0
 
     async def produce() -> str:

@@ -28,7 +28,8 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
-from ielts_service.questions.items import PARTS
+from ielts_service.llm.call import ChatCall
+from ielts_service.questions.items import PARTS, response_format
 
 VARIABLES = frozenset({"topic", "count", "part"})
 SAMPLE_TOPIC = "a memorable trip"
@@ -88,6 +89,11 @@ class PromptSet:
         user = self.compiled.render(
             topic=json.dumps(topic, ensure_ascii=False), count=count, part=self.part)
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
+
+    def call(self, topic: str, count: int) -> ChatCall:
+        """The model call for `count` items on `topic`, with this file's settings."""
+        return ChatCall(self.messages(topic, count), response_format(self.part), self.part,
+                        self.version, self.temperature, self.max_tokens)
 
 
 @dataclass

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ielts_service.config import Settings
-from ielts_service.questions.bank import Bank
-from ielts_service.llm.client import chat_body
-from ielts_service.questions.prompts import PromptError, PromptSet, load_prompts
-from ielts_service.questions.service import pool_topic
+from ielts_service.llm.call import chat_body
+from ielts_service.questions.bank import Bank, pool_topic
+from ielts_service.questions.prompts.files import PromptError, PromptSet, load_prompts
 
 
 def _load(directory: Path) -> dict[int, PromptSet] | None:
@@ -37,8 +36,8 @@ def lint(directory: Path) -> int:
 
 def request_body(settings: Settings, prompt: PromptSet, topic: str) -> dict[str, Any]:
     """Exactly what the service sends for `topic`: the same topic mapping, messages, format."""
-    messages = prompt.messages(pool_topic(Bank.load(), topic), prompt.items or settings.pool_size)
-    return chat_body(settings.model_name, settings.ai_temperature, prompt, messages)
+    call = prompt.call(pool_topic(Bank.load(), topic), prompt.items or settings.pool_size)
+    return chat_body(call, settings.model_name, settings.ai_temperature)
 
 
 def render(settings: Settings, directory: Path, part: int, topic: str) -> int:
@@ -51,12 +50,12 @@ def render(settings: Settings, directory: Path, part: int, topic: str) -> int:
 
 def try_prompt(settings: Settings, directory: Path, part: int, topic: str) -> int:
     """Call the configured model once (with the retry policy); show kept and rejected items."""
-    from ielts_service.services import make_model_client
-    from ielts_service.deadline import Deadline
-    from ielts_service.llm.client import DeadlineExceeded, ModelUnavailable
-    from ielts_service.llm.retry import ContentFiltered
+    from ielts_service.deadline import Deadline, DeadlineExceeded
+    from ielts_service.llm.errors import ContentFiltered, ModelUnavailable
+    from ielts_service.llm.providers import open_model
     from ielts_service.observability.logging import configure_logging
     from ielts_service.observability.metrics import Metrics
+    from ielts_service.questions.validators import Batch, parse_answer
 
     # Results go to stdout; the ai_call lines go to stderr for the editor to read.
     configure_logging(settings.log_level, settings.log_format, settings.secret_values(),
@@ -64,7 +63,7 @@ def try_prompt(settings: Settings, directory: Path, part: int, topic: str) -> in
     prompts = _load(directory)
     if prompts is None:
         return 1
-    model = make_model_client(settings, Metrics())
+    model = open_model(settings, Metrics())
     if model is None:
         print("prompts try needs a model: set AZURE_OPENAI_* or OPENAI_BASE_URL",
               file=sys.stderr)
@@ -75,8 +74,9 @@ def try_prompt(settings: Settings, directory: Path, part: int, topic: str) -> in
 
     async def call() -> int:
         try:
-            result = await model.generate(prompt, sent_topic, count,
-                                          Deadline.after(settings.request_timeout_seconds))
+            result: Batch = await model.generate(
+                prompt.call(sent_topic, count), lambda payload: parse_answer(part, payload),
+                Deadline.after(settings.request_timeout_seconds))
         except ModelUnavailable as exc:
             print(f"no valid answer ({exc.reason}): {exc.detail}", file=sys.stderr)
             return 1
@@ -86,7 +86,8 @@ def try_prompt(settings: Settings, directory: Path, part: int, topic: str) -> in
         finally:
             await model.close()
         print(json.dumps({"topic": sent_topic, "prompt_version": prompt.version,
-                          "items": result.items, "rejected": result.rejected},
+                          "items": result.items,
+                          "rejected": [str(r) for r in result.rejected]},
                          indent=2, ensure_ascii=False))
         return 0
 

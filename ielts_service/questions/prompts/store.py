@@ -9,7 +9,13 @@ from pathlib import Path
 import structlog
 
 from ielts_service.questions.items import PARTS
-from ielts_service.questions.prompts import PromptError, PromptSet, parse_prompts, read_files
+from ielts_service.questions.prompts.files import (
+    Problem,
+    PromptError,
+    PromptSet,
+    parse_prompts,
+    read_files,
+)
 
 log = structlog.get_logger("ielts_service.prompts")
 FILES = ("system.txt", *(f"part{p}.txt" for p in PARTS))
@@ -51,7 +57,11 @@ class PromptStore:
             self.error = str(exc)
             log.warning("prompts_not_loaded", problems=[str(p) for p in exc.problems])
 
-    async def reload(self) -> list[str]:
+    def versions(self) -> dict[str, str]:
+        """The version in use per part, as `{"part1": ..., ...}`."""
+        return {f"part{part}": prompt.version for part, prompt in self.current.items()}
+
+    async def reload(self) -> list[Problem]:
         """Read the files again (off the event loop); return the problems, empty when swapped."""
         self._stamp = await asyncio.to_thread(_stamp, self.directory)
         files = await asyncio.to_thread(read_files, self.directory)
@@ -59,10 +69,9 @@ class PromptStore:
             prompts = parse_prompts(files)
         except PromptError as exc:
             self.error = str(exc)
-            problems = [str(p) for p in exc.problems]
-            log.error("prompts_reload_failed", problems=problems,
-                      serving={f"part{k}": v.version for k, v in self.current.items()})
-            return problems
+            log.error("prompts_reload_failed", problems=[str(p) for p in exc.problems],
+                      serving=self.versions())
+            return exc.problems
         changed = {f"part{k}": v.version for k, v in prompts.items()
                    if k not in self.current or self.current[k].version != v.version}
         self.current, self.error = prompts, None
