@@ -29,6 +29,7 @@ run: install
 
 test: install system-deps
 	$(BIN)/ruff check ielts_service tests bench
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # The load generator of bench/ (it falls back to a Python client, and says so, without it).

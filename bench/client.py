@@ -86,7 +86,7 @@ async def _one(conn: Conn, request_id: str, raw: bytes, timeout: float) -> Resul
         writer.write(raw)
         status, headers, body = await asyncio.wait_for(read_response(reader), timeout)
         return Result(request_id, status, sent, time.monotonic(), headers, body)
-    except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, ValueError) as exc:
+    except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
         return Result(request_id, 0, sent, time.monotonic(), error=type(exc).__name__)
 
 

@@ -52,7 +52,7 @@ def machine() -> list[tuple[str, str]]:
                  "hypercorn.toml").splitlines()
     commit = _run("git", "rev-parse", "--short", "HEAD") or "unknown"
     return [
-        ("date (UTC)", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")),
+        ("date (UTC)", datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")),
         ("nproc", _run("nproc").strip() or str(os.cpu_count())),
         ("CPU model", cpu),
         ("memory", mem),

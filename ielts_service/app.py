@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from quart import Quart, g
 
@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> Quart:
         metrics.worker_stopped()
 
     @app.while_serving
-    async def _watch_prompts() -> AsyncIterator[None]:
+    async def _watch_prompts() -> AsyncGenerator[None, None]:
         svc = app.extensions[EXTENSION]
         interval = settings.prompts_reload_seconds
         task = asyncio.create_task(svc.prompts.watch(interval)) if interval > 0 else None

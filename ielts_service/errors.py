@@ -39,10 +39,10 @@ TABLE = (
     ErrorCode(429, "rate_limited", "too many requests; slow down"),
     ErrorCode(500, "internal_error", "internal error; it has been logged"),
     ErrorCode(503, "upstream_unavailable",
-              "the question generator is unavailable right now; try again later"),
+              "the question generator is unavailable right now"),
     ErrorCode(503, "cache_unavailable", "the cache did not answer"),
     ErrorCode(503, "not_ready", "not ready"),
-    ErrorCode(504, "timeout", "the question took too long to arrive; try again"),
+    ErrorCode(504, "timeout", "the question took too long to arrive"),
     # Any other HTTP error the framework raises (416 on a bad Range header, say): the
     # status is the framework's; this code and message say only that it failed.
     ErrorCode(400, "http_error", "the request failed"),

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from quart import Blueprint, Response
 
 from ielts_service import __version__
+from ielts_service.api.page import TYPES, served
 from ielts_service.errors import CODES
 from ielts_service.guards.schemas import MockTestRequest, QuestionRequest
 
@@ -36,7 +37,7 @@ class Operation:
     codes: tuple[str, ...] = ()
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
-    content: str = "application/json"  # of the success answer
+    content: tuple[str, ...] = ("application/json",)  # media types of the success answer
     secured: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -54,19 +55,20 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
     "/health/live": {"get": Operation("The process is up")},
     "/health/ready": {"get": Operation("Can serve (200) or not (503)", ("not_ready",))},
     "/metrics": {"get": Operation("Prometheus text exposition (bearer METRICS_TOKEN when set)",
-                                  ADMIN, content="text/plain")},
+                                  ADMIN, content=("text/plain",))},
     "/admin/prompts": {"get": Operation("Prompt versions in use", ADMIN, secured=True)},
     "/admin/prompts/reload": {"post": Operation("Re-read the prompt files",
                                                 (*ADMIN, "invalid_prompts"), secured=True)},
     "/admin/cache/purge": {"post": Operation("Drop every pool", (*ADMIN, "cache_unavailable"),
                                              secured=True)},
     "/openapi.json": {"get": Operation("This document")},
-    "/docs": {"get": Operation("This document as a page", content="text/html")},
-    "/": {"get": Operation("The practice page", content="text/html")},
+    "/docs": {"get": Operation("This document as a page", content=("text/html",))},
+    "/": {"get": Operation("The practice page", content=("text/html",))},
     "/static/{name}": {"get": Operation(
-        "The practice page's files", ("not_found",), content="text/plain",
+        "The practice page's files (any other name: 404)", ("not_found",),
+        content=tuple(sorted(set(TYPES.values()))),
         extra={"parameters": [{"name": "name", "in": "path", "required": True,
-                               "schema": {"type": "string"}}]})},
+                               "schema": {"type": "string", "enum": sorted(served())}}]})},
 }
 _REQUEST_ID = {"$ref": "#/components/headers/RequestId"}
 
@@ -85,10 +87,10 @@ def _error_response(codes: list[str]) -> dict[str, Any]:
 
 def _responses(operation: Operation) -> dict[str, Any]:
     ok: dict[str, Any] = {"description": "success", "headers": {"X-Request-ID": _REQUEST_ID}}
-    if operation.content == "application/json":
+    if operation.content == ("application/json",):
         ok["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Success"}}}
     else:
-        ok["content"] = {operation.content: {"schema": {"type": "string"}}}
+        ok["content"] = {media: {"schema": {"type": "string"}} for media in operation.content}
     responses = {"200": ok}
     by_status: dict[int, list[str]] = {}
     for code in operation.codes:

@@ -64,8 +64,9 @@ def _http_error(error: HTTPException) -> APIError:
     status = error.code or 500
     entry = BY_STATUS.get(status, CODES["http_error"])
     headers = {}
-    if isinstance(error, RateLimitExceeded):
-        headers["Retry-After"] = str(max(1, error.retry_after))
+    if isinstance(error, RateLimitExceeded):  # ours always carries whole seconds
+        seconds = error.retry_after if isinstance(error.retry_after, int) else 1
+        headers["Retry-After"] = str(max(1, seconds))
     valid_methods = getattr(error, "valid_methods", None)
     if status == 405 and valid_methods:
         headers["Allow"] = ", ".join(sorted(valid_methods))

@@ -19,7 +19,7 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
 
 
 @cache
-def _served() -> frozenset[str]:
+def served() -> frozenset[str]:
     """The names under static/ that are served; no request path reaches the filesystem."""
     return frozenset(p.name for p in STATIC.iterdir() if p.is_file() and p.suffix in TYPES)
 
@@ -43,6 +43,6 @@ async def index() -> Response:
 @blueprint.get("/static/<path:name>")
 async def static_file(name: str) -> Response:
     """The page's script, style sheet and icon; anything else is 404."""
-    if name not in _served():
+    if name not in served():
         raise NotFound()
     return await _send(name)

@@ -66,6 +66,14 @@ class QuestionRequest(MockTestRequest):
 
     part: Part = 2
 
+    @field_validator("part", mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        # JSON Schema's "integer" is any number with no fraction: 2.0 is part 2.
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
 
 def problem(field: str, error_type: str) -> str | None:
     """The words for a field's failed constraint, or None to use pydantic's own."""

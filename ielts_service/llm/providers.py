@@ -16,7 +16,8 @@ from ielts_service.state.redis import SharedRedis
 def sdk_client(settings: Settings) -> openai.AsyncOpenAI | None:
     """The openai SDK client (its own retries off: the service's policy owns them)."""
     if settings.ai_provider == "azure":
-        assert settings.azure_openai_api_key is not None  # Settings requires it for azure
+        # Settings requires both for azure.
+        assert settings.azure_openai_api_key is not None and settings.azure_openai_endpoint
         return openai.AsyncAzureOpenAI(
             azure_endpoint=settings.azure_openai_endpoint,
             api_key=settings.azure_openai_api_key.get_secret_value(),

@@ -99,7 +99,7 @@ def advertised_wait(exc: BaseException | None) -> float | None:
     return None
 
 
-class wait_advertised_or_backoff(wait_base):
+class wait_advertised_or_backoff(wait_base):  # noqa: N801 (tenacity's naming: wait_*)
     """The provider's advertised wait (capped), else exponential backoff with full jitter."""
 
     def __init__(self, policy: RetryPolicy) -> None:
@@ -115,7 +115,7 @@ class wait_advertised_or_backoff(wait_base):
         return float(self.backoff(retry_state))
 
 
-class stop_before_deadline(stop_base):
+class stop_before_deadline(stop_base):  # noqa: N801 (tenacity's naming: stop_*)
     """Stop when the chosen wait would leave too little time for another attempt."""
 
     def __init__(self, deadline: Deadline, min_attempt_seconds: float) -> None:

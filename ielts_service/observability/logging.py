@@ -52,7 +52,9 @@ class BatchWriter(logging.Handler):
     The event loop only appends a finished line to a deque, so a slow or stalled stdout
     (a full pipe, a log driver pushing back) never blocks it, and writing costs one
     system call per batch rather than per line. Past `max_lines` waiting, lines are
-    dropped and counted, and the count is written once there is room."""
+    dropped and counted, and the count is written once there is room. (The standard
+    library's QueueHandler/QueueListener write one record per call and either block or
+    raise on a full queue: neither batches nor counts what it dropped.)"""
 
     def __init__(self, stream: Any, max_lines: int = QUEUE_LINES, interval: float = 0.05) -> None:
         super().__init__()

@@ -14,10 +14,8 @@ from typing import Any
 from ielts_service.llm.errors import InvalidOutput
 from ielts_service.questions.items import Item
 
-LIMITS = {
-    1: {"questions": (4, 5), "words": 20},
-    3: {"questions": (4, 6), "words": 30},
-}
+QUESTION_COUNTS = {1: (4, 5), 3: (4, 6)}  # questions per set, by part
+QUESTION_WORDS = {1: 20, 3: 30}  # words per question, by part
 BULLET_OPENERS = ("what", "who", "when", "where", "how", "why")
 TITLE_WORDS, BULLET_WORDS, EXPLAIN_WORDS, FOLLOW_UP_WORDS = 16, 12, 16, 16
 MAX_CHARS = 300
@@ -49,22 +47,21 @@ def _is_text(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value.strip()) <= MAX_CHARS and "\n" not in value
 
 
-def _check_questions(part: int, item: dict[str, Any]) -> list[str]:
+def _check_questions(part: int, item: dict[str, Any]) -> list[Problem]:
     questions = item.get("questions")
-    low, high = LIMITS[part]["questions"]
+    low, high = QUESTION_COUNTS[part]
     if set(item) != {"questions"}:
         return [Problem("fields", "item must have exactly the field 'questions'")]
     if not isinstance(questions, list) or not low <= len(questions) <= high:
         return [Problem("question_count", f"needs {low}-{high} questions")]
-    problems = []
+    problems: list[Problem] = []
     for q in questions:
         if not _is_text(q):
             problems.append(Problem("question_form", "each question must be one line of text"))
             continue
         if not q.strip().endswith("?"):
             problems.append(Problem("question_mark", f"question does not end with '?': {q[:60]}"))
-        if _words(q) > LIMITS[part]["words"]:
-            limit = LIMITS[part]["words"]
+        if _words(q) > (limit := QUESTION_WORDS[part]):
             problems.append(Problem("too_long", f"question longer than {limit} words: {q[:60]}"))
         if part == 3 and _PERSONAL.search(q.strip()):
             problems.append(Problem("personal", f"Part 3 question is personal: {q[:60]}"))
@@ -73,12 +70,12 @@ def _check_questions(part: int, item: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _check_cue_card(item: dict[str, Any]) -> list[str]:
+def _check_cue_card(item: dict[str, Any]) -> list[Problem]:
     if set(item) != {"title", "bullets", "explain", "follow_ups"}:
         return [Problem("fields", "cue card must have exactly title, bullets, explain, follow_ups")]
     title, bullets, explain, follow_ups = (item[k] for k in ("title", "bullets", "explain",
                                                               "follow_ups"))
-    problems = []
+    problems: list[Problem] = []
     if not _is_text(title) or not title.startswith("Describe ") or "?" in title:
         problems.append(Problem("title", "title must start with 'Describe' and not be a question"))
     elif _words(title) > TITLE_WORDS:
@@ -109,7 +106,7 @@ def _check_cue_card(item: dict[str, Any]) -> list[str]:
     return problems
 
 
-def check_item(part: int, item: object) -> list[str]:
+def check_item(part: int, item: object) -> list[Problem]:
     """The ways `item` breaks the rules of `part`; an empty list means it is valid."""
     if not isinstance(item, dict):
         return [Problem("fields", "item must be an object")]

@@ -22,9 +22,6 @@ class BackgroundTasks:
     def __repr__(self) -> str:
         return f"BackgroundTasks(running={len(self._tasks)}, limit={self.limit})"
 
-    def __len__(self) -> int:
-        return len(self._tasks)
-
     def spawn(self, key: str, kind: str, work: Callable[[], Awaitable[object]]) -> bool:
         """Start `work` unless the same key runs already or the limit is reached."""
         if key in self._tasks or len(self._tasks) >= self.limit:

@@ -18,9 +18,10 @@ import contextlib
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ielts_service.deadline import Deadline, DeadlineExceeded
@@ -46,7 +47,7 @@ class SingleFlight:
         self._redis = redis
         self._lease_ms = int(lease * 1000)
         self._poll = poll
-        self._local: dict[str, asyncio.Future[tuple[object, bool]]] = {}
+        self._local: dict[str, asyncio.Future[tuple[Any, bool]]] = {}
         self._waiters: dict[str, int] = {}
         self._ready: dict[str, list[asyncio.Future[None]]] = {}
         self._listener: asyncio.Task[None] | None = None
@@ -60,18 +61,20 @@ class SingleFlight:
         self, key: str, load: Callable[[], Awaitable[T | None]],
         produce: Callable[[], Awaitable[T]], deadline: Deadline,
     ) -> tuple[T, bool]:
-        if (shared := self._local.get(key)) is not None:
-            value, _ = await self._wait(key, shared, deadline)
-            return value, False  # type: ignore[return-value]
-        task = asyncio.ensure_future(self._distributed(key, load, produce, deadline))
-        self._local[key] = task  # type: ignore[assignment]
-        self._waiters[key] = 0
-        task.add_done_callback(lambda _: (self._local.pop(key, None),
-                                          self._waiters.pop(key, None)))
-        return await self._wait(key, task, deadline)  # type: ignore[arg-type]
+        shared = self._local.get(key)
+        produced = shared is None
+        if shared is None:
+            shared = asyncio.ensure_future(self._distributed(key, load, produce, deadline))
+            self._local[key] = shared
+            self._waiters[key] = 0
+            shared.add_done_callback(lambda _: (self._local.pop(key, None),
+                                                self._waiters.pop(key, None)))
+        value, by_us = await self._wait(key, shared, deadline)
+        # Values under one key are all of the caller's type T: the dict cannot say so.
+        return cast(T, value), by_us and produced
 
-    async def _wait(self, key: str, task: asyncio.Future[tuple[object, bool]],
-                    deadline: Deadline) -> tuple[object, bool]:
+    async def _wait(self, key: str, task: asyncio.Future[tuple[Any, bool]],
+                    deadline: Deadline) -> tuple[Any, bool]:
         """Await the shared task; when the last waiter's client goes away, cancel it."""
         self._waiters[key] = self._waiters.get(key, 0) + 1
         cancelled = False
@@ -147,14 +150,19 @@ class SingleFlight:
     async def _renew(self) -> None:
         """One loop per process renews every lease it holds, in one pipeline per round."""
         assert self._redis is not None
+        held = self._held
+
+        async def renew_all(r: Redis) -> None:
+            pipe = r.pipeline(transaction=False)
+            for lock, token in list(held.items()):
+                pipe.eval(_RENEW, 1, lock, token, self._lease_ms)
+            await pipe.execute()
+
         while self._held:
             await asyncio.sleep(self._lease_ms / 3000)
-            pipe = self._redis.client.pipeline(transaction=False)
-            for lock, token in list(self._held.items()):
-                pipe.eval(_RENEW, 1, lock, token, self._lease_ms)
             with contextlib.suppress(StoreError):
-                await self._redis.run(lambda _: pipe.execute(), event="flight_store_error",
-                                      op="renew", gated=False)
+                await self._redis.run(renew_all, event="flight_store_error", op="renew",
+                                      gated=False)
 
     def _wait_ready(self, name: str) -> asyncio.Future[None]:
         if self._listener is None or self._listener.done():

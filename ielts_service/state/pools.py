@@ -9,11 +9,14 @@ so a cache outage costs model calls, never a failed question.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from redis.asyncio import Redis
 
 from ielts_service.state.redis import SharedRedis, StoreError
 
@@ -62,6 +65,11 @@ def _seen_key(session_id: str, key: str) -> str:
     return f"{KEY_PREFIX}:seen:{session_id}:{hashlib.sha256(key.encode()).hexdigest()[:20]}"
 
 
+def _text(value: bytes | str) -> str:
+    """The client decodes replies (decode_responses), but its types cannot say so."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class PoolStore(Protocol):
     backend: str  # "redis" or "memory", for readiness
     async def get(self, key: str) -> Pool | None: ...
@@ -88,39 +96,41 @@ class RedisPoolStore:
     async def get(self, key: str) -> Pool | None:
         raw = await self._redis.run(lambda r: r.get(key), event="cache_error", op="get")
         try:
-            return Pool.loads(raw) if raw else None
+            return Pool.loads(_text(raw)) if raw else None
         except (ValueError, TypeError):
             raise StoreError("corrupt pool") from None
 
     async def put(self, key: str, pool: Pool, ttl: int) -> None:
-        try:
+        with contextlib.suppress(StoreError):  # logged; this worker's local copy still serves
             await self._redis.run(lambda r: r.set(key, pool.dumps(), ex=ttl),
                                   event="cache_error", op="put")
-        except StoreError:
-            pass  # logged; the pool still serves from this worker's local copy
 
     async def seen(self, session_id: str, key: str) -> set[str]:
         try:
-            return set(await self._redis.run(lambda r: r.smembers(_seen_key(session_id, key)),
-                                             event="cache_error", op="seen"))
+            members = await self._redis.run(lambda r: r.smembers(_seen_key(session_id, key)),
+                                            event="cache_error", op="seen")
         except StoreError:
             return set()  # a repeat is possible; a failed question is not
+        return {_text(member) for member in members}
 
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None:
         name = _seen_key(session_id, key)
-        try:
-            await self._redis.run(
-                lambda r: r.pipeline(transaction=True).sadd(name, item_id).expire(name, ttl)
-                .execute(), event="cache_error", op="mark_seen")
-        except StoreError:
-            pass
+
+        async def add(r: Redis) -> None:
+            pipe = r.pipeline(transaction=True)
+            pipe.sadd(name, item_id)
+            pipe.expire(name, ttl)
+            await pipe.execute()
+
+        with contextlib.suppress(StoreError):  # logged; a repeat is possible later
+            await self._redis.run(add, event="cache_error", op="mark_seen")
 
     async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]:
         """The fingerprints no pool of `scope` held yet (now recorded), atomically each;
         all of them when Redis fails (a duplicate beats an empty pool)."""
         name = _prints_key(scope)
 
-        async def add(r: Any) -> list[int]:
+        async def add(r: Redis) -> list[int]:
             pipe = r.pipeline(transaction=True)
             for p in prints:
                 pipe.sadd(name, p)
@@ -134,7 +144,7 @@ class RedisPoolStore:
         return {p for p, new in zip(prints, added, strict=False) if new}
 
     async def purge(self) -> int:
-        async def unlink_all(r: Any) -> int:
+        async def unlink_all(r: Redis) -> int:
             purged = 0
             async for key in r.scan_iter(match=f"{KEY_PREFIX}:pool:*", count=500):
                 purged += await r.unlink(key)

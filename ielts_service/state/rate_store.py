@@ -68,11 +68,12 @@ class MemoryGcra:
             self._tats = {k: tat for k, tat in self._tats.items() if tat > now}
         tats = [max(self._tats.get(key, now), now) for key in keys]
         retry = max((tat - (period - interval) - now
-                     for tat, (interval, period) in zip(tats, limits)), default=0.0)
+                     for tat, (interval, period) in zip(tats, limits, strict=True)),
+                    default=0.0)
         if retry <= 0:
             retry = 0.0
-            tats = [tat + interval for tat, (interval, _) in zip(tats, limits)]
-            self._tats.update(zip(keys, tats))
+            tats = [tat + interval for tat, (interval, _) in zip(tats, limits, strict=True)]
+            self._tats.update(zip(keys, tats, strict=True))
         return Decision(math.ceil(retry), [math.ceil(tat - now) for tat in tats])
 
 

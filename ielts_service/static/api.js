@@ -44,33 +44,30 @@ export function waitWords(retryAfter) {
   return `in about ${Math.round(seconds / 60)} minutes`;
 }
 
-/** What to tell the student about an error envelope (or a response that was not one). */
+/** What to tell the student about an error envelope (or a response that was not one).
+ * The words are the envelope's `message`, from the service's one table of error codes;
+ * this page adds only what depends on it: when to try again, and the fields to fix. */
 export function errorWords(status, body, retryAfter) {
   const code = body && body.status === "error" ? body.code : null;
-  const wait = waitWords(retryAfter);
-  switch (code) {
-    case "rate_limited":
-      return `You have asked for many questions in a short time. Please try again ${wait}.`;
-    case "upstream_unavailable":
-      return `The question generator is not available right now. Please try again ${wait}.`;
-    case "timeout":
-      return "The question took too long to arrive. Please try again.";
-    case "topic_rejected":
-      return "The IELTS Speaking test avoids that topic. Please choose another one.";
-    case "content_filtered":
-      return "That topic could not be used. Please choose another one.";
-    case "invalid_payload": {
-      const problems = (body.details || []).map((d) => `${d.field} ${d.problem}`).join("; ");
-      return `Please check what you typed: ${problems || body.message}.`;
-    }
-    case "unauthorized":
-    case "forbidden":
-      return "This service needs an API key, which this page does not send.";
-    case null:
-      return `The service answered with an unexpected error (HTTP ${status}). Please try again.`;
-    default:
-      return `Something went wrong: ${body.message}. Please try again.`;
+  if (code === null) {
+    return `The service answered with an unexpected error (HTTP ${status}). Please try again.`;
   }
+  if (code === "unauthorized" || code === "forbidden") {
+    return "This service needs an API key, which this page does not send.";
+  }
+  let words = sentence(body.message);
+  if (code === "invalid_payload" && body.details && body.details.length) {
+    words = `Please check what you typed: ${body.details.map((d) => `${d.field} ${d.problem}`).join("; ")}.`;
+  }
+  if (status === 429 || status === 503 || status === 504) {
+    words += ` Please try again ${status === 504 && !retryAfter ? "now" : waitWords(retryAfter)}.`;
+  }
+  return words;
+}
+
+function sentence(text) {
+  const trimmed = String(text || "Something went wrong").trim().replace(/[.;:,]+$/, "");
+  return trimmed.charAt(0).toUpperCase() + trimmed.slice(1) + ".";
 }
 
 async function call(method, path, payload) {

@@ -112,7 +112,7 @@ class Raw:
 class Slow:
     """Wait ``seconds``, then send ``then``; reset() sends it at once, stop() drops it."""
     seconds: float
-    then: "Reply" = field(default_factory=Ok)
+    then: Reply = field(default_factory=Ok)
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ class _Server(ThreadingHTTPServer):
     # retransmits: the fake, not the service, would look slow.
     request_queue_size = 4096
     stopped = False
-    fake: "FakeModel"
+    fake: FakeModel
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Stay silent: clients hanging up mid-reply is part of the job."""
@@ -330,7 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _guarded(self) -> None:
         try:
             self._dispatch()
-        except (ConnectionError, BrokenPipeError, socket.timeout):
+        except (TimeoutError, ConnectionError, BrokenPipeError):
             self.close_connection = True
         except Exception as exc:  # never let a bad request kill the handler loop
             self.close_connection = True
@@ -355,7 +355,7 @@ class FakeModel:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "FakeModel":
+    def start(self) -> FakeModel:
         """Bind 127.0.0.1:0 and serve in a daemon thread."""
         if self._server is not None:
             return self
@@ -386,7 +386,7 @@ class FakeModel:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeModel":
+    def __enter__(self) -> FakeModel:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -84,7 +84,7 @@ class RedisServer:
         """True while the subprocess is alive."""
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout: float = 5.0) -> "RedisServer":
+    def start(self, timeout: float = 5.0) -> RedisServer:
         """Start (or restart on the same port) and wait until it answers PING."""
         if self.running:
             return self
@@ -123,7 +123,7 @@ class RedisServer:
         self.stop()
         self._finalizer()
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
