@@ -44,5 +44,11 @@ fuzz: install
 bench: install system-deps bench-deps
 	$(BIN)/python -m bench
 
+# Proves `make run` and `make test` on a bare Debian bookworm built by debootstrap (root only;
+# not part of `make test`): see scripts/fresh-debian-check.
+.PHONY: fresh-debian-check
+fresh-debian-check:
+	scripts/fresh-debian-check
+
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from ielts_service.questions.mock_test import OPENING_TOPICS
 from ielts_service.questions.validators import check_item
 from tests.conftest import azure_env
 from tests.support import fake_model as fm
+
+# IELTS.md: Part 1 covers three familiar topics, "the first is always work/study or
+# home/hometown"; these are those areas as the catalogue names them ("Everyday life").
+OPENERS = {"work or study", "hometown", "home and accommodation"}
 
 
 async def mock(client, **payload):
@@ -20,7 +23,7 @@ async def test_a_mock_test_from_the_bank_is_linked_and_opens_with_work_or_home(b
     data = body["data"]
     assert response.status_code == 200 and data["degraded"] is False
     topics = data["part1"]["topics"]
-    assert len(topics) == 3 and topics[0]["topic"] in OPENING_TOPICS
+    assert len(topics) == 3 and topics[0]["topic"] in OPENERS
     assert len({t["topic"] for t in topics}) == 3
     assert all(check_item(1, {"questions": t["questions"]}) == [] for t in topics)
     assert data["part2"]["part"] == 2 and check_item(2, data["part2"]["cue_card"]) == []
@@ -32,6 +35,16 @@ async def test_a_mock_test_from_the_bank_is_linked_and_opens_with_work_or_home(b
 async def test_a_mock_test_without_a_topic_draws_one(bank_client):
     _, body = await mock(bank_client)
     assert body["data"]["part3"]["topic"] == body["data"]["part2"]["topic"]
+
+
+@pytest.mark.parametrize("card", [None, "hometown", "work or study", "a memorable trip"])
+async def test_every_mock_test_opens_part1_with_work_study_or_home(bank_client, card):
+    payload = {} if card is None else {"topic": card}
+    for _ in range(8):  # the opener is drawn at random: each draw must be one of them
+        _, body = await mock(bank_client, **payload)
+        topics = [t["topic"] for t in body["data"]["part1"]["topics"]]
+        assert topics[0] in OPENERS and len(set(topics)) == 3
+        assert body["data"]["part2"]["topic"] not in topics  # the card is not a Part 1 topic
 
 
 async def test_a_mock_test_rejects_avoided_topics_and_unknown_fields(bank_client):
@@ -72,7 +85,8 @@ async def test_topics_lists_the_catalogue_with_categories_and_card_types(bank_cl
     assert categories == {"everyday life", "leisure and media", "wider themes"}
     kinds = {"person", "place", "object", "event", "activity"}
     assert all(t["card_types"] and set(t["card_types"]) <= kinds for t in data["topics"])
-    assert set(data["part1_openers"]) <= {t["topic"] for t in data["topics"]}
+    assert data["part1_openers"] and set(data["part1_openers"]) <= OPENERS
+    assert OPENERS <= {t["topic"] for t in data["topics"]}
 
 
 @pytest.mark.parametrize("path", ["/v1/topics"])

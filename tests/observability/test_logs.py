@@ -5,10 +5,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 
 import structlog
 
-from ielts_service.observability.logging import configure_logging
+from ielts_service.observability.logging import BatchWriter, configure_logging
 from tests.support import fake_model as fm
 
 ACCESS_FIELDS = {"method", "route", "path", "status", "duration_ms", "bytes", "client",
@@ -100,30 +101,36 @@ def test_console_format_on_a_tty_and_json_otherwise():
 
 
 def test_a_stalled_stream_costs_dropped_lines_not_a_blocked_caller():
-    import threading
-    import time
-
-    from ielts_service.observability.logging import BatchWriter
-
     class Stalled(io.StringIO):
+        """A pipe nobody reads: a write blocks until the gate opens, however long that is."""
+
         def __init__(self) -> None:
             super().__init__()
-            self.open_gate = threading.Event()
+            self.stalled, self.open_gate = threading.Event(), threading.Event()
 
         def write(self, text: str) -> int:
-            self.open_gate.wait(timeout=10)  # a pipe nobody reads, until the gate opens
+            self.stalled.set()
+            self.open_gate.wait()
             return super().write(text)
 
     stream = Stalled()
     writer = BatchWriter(stream, max_lines=50, interval=0.01)
-    started = time.monotonic()
-    for n in range(500):
-        writer.emit(logging.makeLogRecord({"msg": f"line {n}"}))
-    emitted_in = time.monotonic() - started
+
+    def log_500_lines() -> None:
+        writer.emit(logging.makeLogRecord({"msg": "line 0"}))
+        stream.stalled.wait(timeout=30)  # the writer thread is now stuck in write()
+        for n in range(1, 500):
+            writer.emit(logging.makeLogRecord({"msg": f"line {n}"}))
+
+    caller = threading.Thread(target=log_500_lines, daemon=True)
+    caller.start()
+    caller.join(timeout=30)  # a caller that waits on the stream never returns before the gate
+    returned_while_stalled = stream.stalled.is_set() and not caller.is_alive()
     stream.open_gate.set()
+    caller.join()
     writer.close()
     lines = stream.getvalue().splitlines()
-    assert emitted_in < 0.5  # the caller never waited on the stream
+    assert returned_while_stalled
     dropped = [json.loads(line) for line in lines if "log_lines_dropped" in line]
     assert len(lines) - len(dropped) + sum(d["count"] for d in dropped) == 500
     assert dropped and dropped[0]["level"] == "warning"

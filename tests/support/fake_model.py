@@ -1,7 +1,8 @@
 """A real HTTP server standing in for Azure OpenAI / OpenAI chat completions.
 
 Tests program it with scripted replies (``ok``, ``status``, ``slow``, ``drop``,
-``raw`` ...) and inspect what it received through ``FakeModel.requests``.
+``raw`` ...), or with replies built from each request (``respond``, ``echo_topic``), and
+inspect what it received through ``FakeModel.requests``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
@@ -120,7 +122,13 @@ class Drop:
     """Read the request, then close the socket without a byte of response."""
 
 
-Reply = Union[Ok, Status, Raw, Slow, Drop]
+@dataclass(frozen=True)
+class Respond:
+    """The reply ``build(request)`` returns for the request as received."""
+    build: Callable[[Recorded], Reply]
+
+
+Reply = Union[Ok, Status, Raw, Slow, Drop, Respond]
 
 CONTENT_FILTER_BODY: dict[str, Any] = {"error": {
     "message": "The response was filtered due to the prompt triggering Azure OpenAI's "
@@ -170,6 +178,59 @@ def raw(body: bytes, *, status: int = 200, headers: dict[str, str] | None = None
     return Raw(body=body, status=status, headers=dict(headers or {}))
 
 
+def respond(build: Callable[[Recorded], Reply]) -> Respond:
+    """A reply computed per request, e.g. from its messages or its ``x-request-id``."""
+    return Respond(build=build)
+
+
+# ---------------------------------------------------------------- a model that reads the topic
+TOPIC_MARK = "Topic: "  # where the prompt files put the topic, last in the user message
+
+
+def quoted_topic(request: Recorded) -> str | None:
+    """The topic exactly as the user message carried it: the text after its last
+    ``Topic: `` (a JSON string literal when the service quotes it), else None."""
+    user = request.message("user")
+    return user.rsplit(TOPIC_MARK, 1)[1] if user and TOPIC_MARK in user else None
+
+
+def echoed(part: int, quoted: str) -> str:
+    """The text ``echo_topic`` writes into every item of ``part`` for ``quoted``."""
+    if part == 3:  # Part 3 never addresses the candidate, so neither does the echo
+        quoted = re.sub(r"\byour(s|self)?\b", "one's", quoted, flags=re.IGNORECASE)
+    return f"about {quoted}"
+
+
+def _echo_item(part: int, quoted: str, k: int) -> dict[str, Any]:
+    echo = echoed(part, quoted)  # words beside it stay few: a 13-word topic keeps every limit
+    if part == 1:
+        return {"questions": [f"Do you like talking {echo}?", f"How often do you think {echo}?",
+                              f"Would you like to learn more, number {k}?",
+                              "When did you last talk with a friend?"]}
+    if part == 2:
+        return {"title": f"Describe something {echo}",
+                "bullets": ["what it is", "when you found it", f"where you saw number {k}"],
+                "explain": "and explain how you feel about it",
+                "follow_ups": ["Do your friends like it too?"]}
+    return {"questions": [f"How do people feel {echo} nowadays?",
+                          f"Why do some people care {echo}?",
+                          f"How has number {k} changed in recent decades?",
+                          "What might change in the future?"]}
+
+
+def _echo(request: Recorded) -> Reply:
+    part, quoted = _requested_part(request.body), quoted_topic(request)
+    if part is None or quoted is None:
+        return Status(400, _error(400, "fake model: no part or no 'Topic: ' to echo"))
+    return Ok(items=[_echo_item(part, quoted, _next_number()) for _ in range(2)])
+
+
+def echo_topic() -> Respond:
+    """A model that writes the topic, as the user message quoted it, into each item: what
+    the service sent shows in what it serves (see ``echoed``)."""
+    return Respond(build=_echo)
+
+
 # ---------------------------------------------------------------- server
 @dataclass
 class Recorded:
@@ -180,6 +241,14 @@ class Recorded:
     headers: dict[str, str]
     body: Any
     received_at: float
+
+    def message(self, role: str) -> str | None:
+        """The content of the first chat message with ``role``, if any."""
+        messages = self.body.get("messages") if isinstance(self.body, dict) else None
+        for message in messages if isinstance(messages, list) else []:
+            if isinstance(message, dict) and message.get("role") == role:
+                return message.get("content")
+        return None
 
     @property
     def deployment(self) -> str | None:
@@ -269,9 +338,10 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         fake = self.server.fake
-        fake._record(Recorded(self.command, url.path, query,
-                              {k.lower(): v for k, v in self.headers.items()}, body,
-                              time.monotonic()))
+        recorded = Recorded(self.command, url.path, query,
+                            {k.lower(): v for k, v in self.headers.items()}, body,
+                            time.monotonic())
+        fake._record(recorded)
         if azure and "api-version" not in query:
             self._send_json(404, _error(404, "Resource not found: api-version is required"))
             return
@@ -279,12 +349,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(400, _error(400, "request body must be a JSON object"))
             return
         reply, release = fake._next_reply()
-        self._answer(reply, body, release)
+        self._answer(reply, recorded, release)
 
-    def _answer(self, reply: Reply, body: dict[str, Any], release: threading.Event) -> None:
-        if isinstance(reply, Slow):
+    def _answer(self, reply: Reply, recorded: Recorded, release: threading.Event) -> None:
+        body: dict[str, Any] = recorded.body
+        if isinstance(reply, Respond):
+            self._answer(reply.build(recorded), recorded, release)
+        elif isinstance(reply, Slow):
             release.wait(reply.seconds)
-            self._answer(Drop() if self.server.stopped else reply.then, body, release)
+            self._answer(Drop() if self.server.stopped else reply.then, recorded, release)
         elif isinstance(reply, Drop):
             self.close_connection = True
             try:

@@ -30,7 +30,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _command(port: int, *args: str, timeout: float = 1.0) -> bytes:
+def _command(port: int, *args: str, timeout: float = 5.0) -> bytes:
     """Send one RESP command and return the first reply line."""
     payload = f"*{len(args)}\r\n".encode() + b"".join(
         f"${len(a.encode())}\r\n{a}\r\n".encode() for a in args)
@@ -84,7 +84,7 @@ class RedisServer:
         """True while the subprocess is alive."""
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout: float = 5.0) -> RedisServer:
+    def start(self, timeout: float = 30.0) -> RedisServer:
         """Start (or restart on the same port) and wait until it answers PING."""
         if self.running:
             return self

@@ -8,8 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 
-async def eventually(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Poll `condition` (sync or async) until it returns something truthy; fail at the deadline."""
+async def eventually(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll `condition` (sync or async) until it returns something truthy; fail at the deadline.
+
+    The deadline only bounds a failing test, so it is generous: a busy machine must not fail it."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
