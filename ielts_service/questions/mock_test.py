@@ -31,7 +31,9 @@ async def mock_test(
     reject_avoided(topic)
     rng = random.Random()
     card_topic = topic or service.bank.random_topic(rng).name
-    openers = part1_topics(service, card_topic, rng)
+    # The card's area, not its words: "a memorable trip" must keep travel out of Part 1.
+    area = service.bank.match(card_topic)
+    openers = part1_topics(service, area.name if area else card_topic, rng)
     part2_task = asyncio.create_task(service.question(card_topic, 2, session_id, deadline))
     part1 = await asyncio.gather(*(service.question(t, 1, session_id, deadline) for t in openers))
     part2 = await part2_task
