@@ -1,4 +1,4 @@
-"""`python -m bench`: start everything on loopback, measure figures (a)-(e), write the report."""
+"""`python -m bench`: start everything on loopback, measure figures (a)-(f), write the report."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import activity, figures, figures_model, report, sections
+from bench import activity, figures, figures_loop, figures_model, report, sections
 from bench.fakehost import FakeModelProcess
 from tests.support.redis_server import RedisServer, ensure_redis_server_binary
 
@@ -46,7 +46,27 @@ def _measure(name: str, func: Callable[..., dict[str, Any]], *args: Any) -> dict
     return result
 
 
-def main() -> int:
+FIGURES: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
+    "a": ("(a) cached throughput vs bare Quart", figures.throughput),
+    "b": ("(b) cold storm", figures.cold_storm),
+    "c": ("(c) 1,000 students", figures.many_students),
+    "d": ("(d) 429 storm", figures_model.rate_limit_storm),
+    "e": ("(e) added latency", figures_model.added_latency),
+    "f": ("(f) event-loop longest stall under a burst", figures_loop.loop_stall),
+}
+ALIASES = {"loop_stall": "f"}
+
+
+def main(argv: list[str]) -> int:
+    """`python -m bench` measures every figure; `python -m bench f` (or `loop_stall`) only
+    those named, and then writes its report to the logs directory, not report-latest.md."""
+    keys = [ALIASES.get(a, a) for a in argv]
+    unknown = [a for a, k in zip(argv, keys, strict=True) if k not in FIGURES]
+    if unknown:
+        print(f"usage: python -m bench [{' '.join(FIGURES)} | loop_stall ...]; "
+              f"unknown: {' '.join(unknown)}", file=sys.stderr)
+        return 2
+    chosen = {k: FIGURES[k] for k in FIGURES if not keys or k in keys}
     signal.signal(signal.SIGALRM, _timeout)
     signal.alarm(TIME_LIMIT)
     started = time.monotonic()
@@ -60,13 +80,7 @@ def main() -> int:
         redis.start()
         fake.start()
         b = figures.Bench(redis, fake, LOGS, secrets.token_hex(3))
-        results = {
-            "a": _measure("(a) cached throughput vs bare Quart", figures.throughput, b),
-            "b": _measure("(b) cold storm", figures.cold_storm, b),
-            "c": _measure("(c) 1,000 students", figures.many_students, b),
-            "d": _measure("(d) 429 storm", figures_model.rate_limit_storm, b),
-            "e": _measure("(e) added latency", figures_model.added_latency, b),
-        }
+        results = {key: _measure(title, func, b) for key, (title, func) in chosen.items()}
     finally:
         signal.alarm(0)
         fake.stop()
@@ -79,11 +93,12 @@ def main() -> int:
                      "are editing it): figures measured after the change may run other code.")
     notes.append(f"The servers' logs of this run are in {LOGS}.")
     text = report.render(rows, parts, machine, notes, time.monotonic() - started)
-    REPORT.write_text(text)
+    out = REPORT if len(chosen) == len(FIGURES) else LOGS / "report.md"
+    out.write_text(text)
     print(text)
-    print(f"[bench] written to {REPORT}", file=sys.stderr)
+    print(f"[bench] written to {out}", file=sys.stderr)
     return 1 if any("failed" in r for r in results.values()) else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

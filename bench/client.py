@@ -126,7 +126,12 @@ async def _loop(host: str, port: int, raw: bytes, deadline: float, latencies: li
         while time.monotonic() < deadline:
             sent = time.monotonic()
             writer.write(raw)
-            status, _, _ = await asyncio.wait_for(read_response(reader), 10)
+            try:
+                status, _, _ = await asyncio.wait_for(read_response(reader), 10)
+            except asyncio.IncompleteReadError:  # closed after Hypercorn's
+                writer.close()  # keep_alive_max_requests (1000): reconnect, as wrk does
+                reader, writer = await asyncio.open_connection(host, port)
+                continue
             latencies.append(time.monotonic() - sent)
             statuses[status] = statuses.get(status, 0) + 1
     finally:

@@ -197,11 +197,60 @@ def section_e(r: dict[str, Any]) -> tuple[list[Row], list[str]]:
     return rows, text
 
 
+def section_f(r: dict[str, Any]) -> tuple[list[Row], list[str]]:
+    name = "(f) event-loop longest stall under a burst"
+    if "failed" in r:
+        return _failed(name, r)
+    worst = max(r["reps"], key=lambda x: x["max_ms"])
+    rows: list[Row] = [
+        (f"(f) event-loop longest stall, {r['n']} requests at once (half cached, half cold)",
+         f"{r['max_ms']:.1f} ms (worst burst {worst['max_ms']:.1f} ms, the worker on a core "
+         f"for {worst['max_cpu_ms']:.1f} ms of it)", "< 50 ms", r["max_ms"] < 50),
+        ("(f) event-loop lag p99 during the burst", f"{r['p99_ms']:.1f} ms", "< 10 ms",
+         r["p99_ms"] < 10),
+        ("(f) longest callback in the worker's own CPU time",
+         f"{r['step_cpu_ms']:.1f} ms (worst burst {r['worst_step_cpu_ms']:.1f} ms)",
+         "none set (diagnostic)", None),
+    ]
+    reps = "\n".join(
+        f"| {i + 1} | {x['max_ms']:.1f} | {x['max_cpu_ms']:.1f} | {x['max_gc_ms']:.1f} | "
+        f"{x['p50_ms']:.1f} | {x['p99_ms']:.1f} | {x['step_cpu_ms']:.1f} | {x['step_ms']:.1f} | "
+        f"{x['step_gc_ms']:.1f} | `{x['step_what'][:100]}` | {x['gen2_count']} | "
+        f"{x['gen2_max_ms']:.1f} ({x['gen2_max_cpu_ms']:.1f}) | {x['wall_s']:.2f} | "
+        f"{x['non_200']} | {fmt_counter(x['sources'])} |" for i, x in enumerate(r["reps"]))
+    text = [
+        f"## {name}", "",
+        f"{r['n']} requests fired at once, every other one on a topic whose pools were filled "
+        f"beforehand (source `cache`), the rest on distinct cold topics (one model call each, "
+        f"model latency {r['model_seconds']:g} s), at a service with 2 workers and Redis. "
+        "The workers run bench/loop_lag.py: the service's own app, plus a task that sleeps "
+        f"{r['tick_ms']:g} ms at a time and records how late it wakes (the lag: how long the "
+        "loop did not get back to it), the garbage collector's passes, and every callback "
+        "that ran 10 ms or more, with its CPU time. The stall of a burst is the longest lag "
+        "of either worker from the first request sent to the last answer; medians of "
+        f"{REPS} bursts. unhandled_exception lines: {r['unhandled']}.", "",
+        "A lag is made of (1) one callback that does not yield (the longest callback by "
+        "CPU time, and the GC inside it), (2) many short callbacks queued in one turn of the "
+        "loop (each request gets its turn), and (3) time the worker waits for one of the 2 "
+        "cores it shares with the other worker, the load client, Redis and the fake model: "
+        "CPU in the longest lag well below the lag itself is (3).", "",
+        "| burst | longest lag ms | worker CPU in it ms | GC in it ms | lag p50 ms | "
+        "lag p99 ms | longest callback CPU ms | its wall ms | GC in it ms | that callback "
+        "(task's coroutines) | gen-2 GCs | longest gen-2 GC ms (CPU) | wall s | non-200 | "
+        "answers |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+        "| --- |", reps, "", _context(r), ""]
+    return rows, text
+
+
 def build(results: dict[str, dict[str, Any]]) -> tuple[list[Row], list[str], list[str]]:
+    """Rows and sections of the figures in `results` (all of them, or those chosen)."""
     rows: list[Row] = []
     text: list[str] = []
     for key, func in (("a", section_a), ("b", section_b), ("c", section_c), ("d", section_d),
-                      ("e", section_e)):
+                      ("e", section_e), ("f", section_f)):
+        if key not in results:
+            continue
         r, t = func(results[key])
         rows += r
         text += t
@@ -219,7 +268,7 @@ NOTES = (
     "connections from the service wait on 1 s SYN retransmits), and TCP_NODELAY on (it "
     "writes headers and body separately, so with Nagle on every reply on a reused "
     "connection waited ~40 ms for a delayed ACK).",
-    "Storm clients (b-e) are raw asyncio sockets: one connection per request, opened before "
+    "Storm clients (b-f) are raw asyncio sockets: one connection per request, opened before "
     "the clock starts in batches of 100 (Hypercorn's listen backlog), then every request "
     "written at once. Connecting is not measured; latency runs from a request's write to "
     "the last byte of its answer. Each storm figure first sends unmeasured cold requests "

@@ -102,6 +102,14 @@ def start_service(env: dict[str, str], log_dir: Path) -> Process:
     return _start("service", cmd, base_env(**env), log_dir, log_dir, "/health/live")
 
 
+def start_watched_service(env: dict[str, str], log_dir: Path, lag_dir: Path) -> Process:
+    """`start_service`, but each worker also runs bench.loop_lag's lag monitor."""
+    cmd = [sys.executable, "-m", "bench.loop_lag", "--config", str(HYPERCORN_TOML),
+           "--workers", str(WORKERS)]
+    env = base_env(**env, PYTHONPATH=str(ROOT), BENCH_LOOP_LAG_DIR=str(lag_dir))
+    return _start("service-watched", cmd, env, log_dir, log_dir, "/health/live")
+
+
 def start_bare(log_dir: Path) -> Process:
     """bench.bare_app under `hypercorn --config hypercorn.toml --workers 2`."""
     cmd = [str(Path(sys.executable).parent / "hypercorn"), "--config", str(HYPERCORN_TOML),

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Union
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 _AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
@@ -128,7 +128,7 @@ class Respond:
     build: Callable[[Recorded], Reply]
 
 
-Reply = Union[Ok, Status, Raw, Slow, Drop, Respond]
+Reply = Ok | Status | Raw | Slow | Drop | Respond
 
 CONTENT_FILTER_BODY: dict[str, Any] = {"error": {
     "message": "The response was filtered due to the prompt triggering Azure OpenAI's "
