@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 
 import httpx
 import pytest
@@ -12,23 +13,75 @@ import pytest
 from tests.conftest import AZURE_KEY, azure_env
 from tests.observability.test_metrics import value
 from tests.support import fake_model as fm
+from tests.support.process import base_env
+from tests.support.worker_metrics import per_worker, spread
 
 pytestmark = pytest.mark.e2e
 ADMIN = "admin-secret-5b7e19d0"
 
 
-def test_counters_are_exact_across_two_workers(serve):
-    server = serve("--workers", "2")
-    n = 40
-    for _ in range(n):  # a new connection each time, so both workers take requests
-        assert httpx.post(server.url + "/generate-question", json={}).status_code == 200
-    for _ in range(6):
-        text = httpx.get(server.url + "/metrics").text
-        assert value(text, "ielts_http_requests_total", route="/generate-question",
+def test_counters_are_exact_across_two_workers(serve, tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    server = serve("--workers", "2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+                   RATE_LIMIT_PER_MINUTE="0")
+    url = server.url + "/generate-question"
+    responses = spread(url, metrics_dir, workers=2, each=5)  # both workers answer some
+    n = len(responses)
+    assert {r.status_code for r in responses} == {200}
+    by_worker = per_worker(metrics_dir, "ielts_http_requests_total", route="/generate-question")
+    assert len(by_worker) == 2 and sum(by_worker.values()) == n
+    scrapes = spread(server.url + "/metrics", metrics_dir, method="GET", each=2)
+    for scrape in scrapes:  # each worker answers scrapes, and counts both workers' requests
+        assert value(scrape.text, "ielts_http_requests_total", route="/generate-question",
                      status="200") == n
-        assert value(text, "ielts_http_request_duration_seconds_count",
+        assert value(scrape.text, "ielts_http_request_duration_seconds_count",
                      route="/generate-question") == n
     assert server.stop() is not None and server.process.returncode == 0
+
+
+# Stands in for a worker that dies: the service's own Metrics on the instance's directory,
+# three requests in flight, then SIGKILL. (A real worker cannot be killed for this test:
+# Hypercorn's master then stops the whole instance; see the README's "Container" notes.)
+DYING_WORKER = """
+import sys
+from pathlib import Path
+from ielts_service.observability.metrics import Metrics
+metrics = Metrics(Path(sys.argv[1]))
+for _ in range(3):
+    metrics.inflight.inc()
+print("in flight", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_dead_workers_requests_in_flight_leave_the_gauge(serve, tmp_path):
+    metrics_dir = tmp_path / "metrics"
+    server = serve("--workers", "2", PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
+
+    def inflight_seen_by_every_worker() -> set[float]:
+        """`ielts_inflight_requests` in one-at-a-time scrapes, until both workers answered
+        one since the last call (each scrape counts itself: 1 is nobody else)."""
+        before = per_worker(metrics_dir, "ielts_http_requests_total", route="/metrics")
+        scrapes = []
+        while True:
+            answered = per_worker(metrics_dir, "ielts_http_requests_total", route="/metrics")
+            if len(answered) == 2 and all(n > before.get(pid, 0) for pid, n in answered.items()):
+                return {value(s.text, "ielts_inflight_requests") for s in scrapes}
+            assert len(scrapes) < 500, answered
+            scrapes.append(httpx.get(server.url + "/metrics", timeout=10,
+                                     headers={"Connection": "close"}))
+
+    assert inflight_seen_by_every_worker() == {1}
+    with subprocess.Popen([sys.executable, "-c", DYING_WORKER, str(metrics_dir)],
+                          env=base_env(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)),
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE) as dying:
+        try:
+            assert dying.stdout is not None and dying.stdout.readline() == b"in flight\n"
+            assert inflight_seen_by_every_worker() == {4}  # a live worker's requests count
+        finally:
+            dying.kill()
+            dying.wait(timeout=10)
+    assert inflight_seen_by_every_worker() == {1}  # a dead one's do not
 
 
 def test_a_live_scrape_passes_promtool_check_metrics(serve, fake_model, redis):
