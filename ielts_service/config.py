@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 Provider = Literal["azure", "openai", "bank"]
+RedisMode = Literal["standalone", "cluster", "sentinel"]
 
 # Values people paste from examples; refusing them beats a confusing 401 later.
 _PLACEHOLDERS = {"changeme", "change-me", "your-key", "your-api-key", "xxx", "<key>", "secret"}
@@ -64,6 +65,12 @@ class Settings(BaseModel):
     openai_model: str | None = None
 
     redis_url: SecretStr | None = None  # may carry a password
+    redis_mode: RedisMode = "standalone"
+    redis_sentinels: tuple[tuple[str, int], ...] = ()  # host:port,... for REDIS_MODE=sentinel
+    redis_sentinel_master: str | None = None  # the name the sentinels monitor
+    redis_ca_file: Path | None = None  # the CA that signed a TLS Redis's certificate
+    redis_cert_file: Path | None = None  # a client certificate, when Redis asks for one
+    redis_key_file: Path | None = None  # its private key
     redis_timeout_seconds: float = Field(0.5, gt=0, le=10)
     prompts_dir: Path = Path("prompts")
     prompts_reload_seconds: float = Field(1.0, ge=0, le=3600)  # 0: no hot reload
@@ -106,6 +113,26 @@ class Settings(BaseModel):
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(o.strip() for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _sentinels(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        found = []
+        for entry in (e.strip() for e in value.split(",") if e.strip()):
+            host, _, port = entry.rpartition(":")
+            if not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("entries must be host:port, comma-separated")
+            found.append((host.strip("[]"), int(port)))
+        return tuple(found)
+
+    @field_validator("redis_ca_file", "redis_cert_file", "redis_key_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError("no such file")
         return value
 
     @field_validator("client_api_keys", mode="before")
@@ -164,6 +191,12 @@ class Settings(BaseModel):
                 raise ValueError(f"{name.upper()} is required when AI_PROVIDER={self.ai_provider}")
         return self
 
+    @model_validator(mode="after")
+    def _redis_topology(self) -> Settings:
+        if problem := redis_problem(self):
+            raise ValueError(problem)
+        return self
+
     @property
     def model_name(self) -> str:
         """The deployment or model that answers: one name for logs, metrics and pool keys."""
@@ -180,8 +213,45 @@ class Settings(BaseModel):
         values = [s.get_secret_value() for s in secrets if s is not None]
         if self.redis_url is not None:
             password = urlsplit(self.redis_url.get_secret_value()).password
-            values += [password] if password else []
+            values += [password, unquote(password)] if password else []
         return values
+
+
+def redis_problem(settings: Settings) -> str | None:
+    """What is wrong with the Redis settings taken together (the variable first), or None."""
+    mode, url = settings.redis_mode, settings.redis_url
+    tls_files = ("redis_ca_file", "redis_cert_file", "redis_key_file")
+    if url is None:
+        if mode != "standalone":
+            return f"REDIS_URL is required when REDIS_MODE={mode}"
+        unused = [n for n in ("redis_sentinels", "redis_sentinel_master", *tls_files)
+                  if getattr(settings, n)]
+        return f"{unused[0].upper()} is set but REDIS_URL is not" if unused else None
+    parts = urlsplit(url.get_secret_value())
+    schemes = ("redis", "rediss", "unix") if mode == "standalone" else ("redis", "rediss")
+    if parts.scheme not in schemes:
+        return f"REDIS_URL must start with {' or '.join(s + '://' for s in schemes)}"
+    try:
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError:
+        return "REDIS_URL has a port that is not a number from 1 to 65535"
+    if mode == "cluster" and parts.path.strip("/") not in ("", "0"):
+        return "REDIS_URL names a database other than 0, and a cluster has only database 0"
+    if mode == "sentinel":
+        if not settings.redis_sentinels:
+            return "REDIS_SENTINELS is required when REDIS_MODE=sentinel"
+        if not settings.redis_sentinel_master:
+            return "REDIS_SENTINEL_MASTER is required when REDIS_MODE=sentinel"
+    elif settings.redis_sentinels or settings.redis_sentinel_master:
+        name = "REDIS_SENTINELS" if settings.redis_sentinels else "REDIS_SENTINEL_MASTER"
+        return f"{name} is only used when REDIS_MODE=sentinel"
+    if parts.scheme != "rediss" and (given := [n for n in tls_files if getattr(settings, n)]):
+        return f"{given[0].upper()} needs a rediss:// REDIS_URL (TLS)"
+    if settings.redis_cert_file and not settings.redis_key_file:
+        return "REDIS_KEY_FILE is required with REDIS_CERT_FILE"
+    if settings.redis_key_file and not settings.redis_cert_file:
+        return "REDIS_CERT_FILE is required with REDIS_KEY_FILE"
+    return None
 
 
 def _default_provider(values: Mapping[str, str]) -> str:

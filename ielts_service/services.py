@@ -53,8 +53,7 @@ def read_prompts(settings: Settings) -> PromptStore:
 async def open_services(settings: Settings, metrics: Metrics) -> Services:
     redis = None
     if settings.redis_url is not None:
-        redis = SharedRedis.open(settings.redis_url.get_secret_value(),
-                                 settings.redis_timeout_seconds)
+        redis = SharedRedis.open(settings)
     store: PoolStore = RedisPoolStore(redis) if redis is not None else MemoryPoolStore()
     model = open_model(settings, metrics, redis)
     prompts = read_prompts(settings)
@@ -65,7 +64,8 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
         background=BackgroundTasks(settings.background_tasks_max),
     )
     log.info("services_opened", provider=settings.ai_provider, model=settings.model_name,
-             cache="redis" if redis is not None else "memory")
+             cache="redis" if redis is not None else "memory",
+             redis_mode=settings.redis_mode if redis is not None else None)
     return Services(settings, metrics, redis, prompts, model, questions)
 
 

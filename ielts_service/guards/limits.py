@@ -115,7 +115,7 @@ class AtomicRateLimiter(RateLimiter):
         keys = [await self._create_key(endpoint, limit) for limit in rate_limits]
         spans = [(limit.inverse * 1000, limit.period.total_seconds() * 1000)
                  for limit in rate_limits]
-        decision = await self.gcra.hit(keys, spans)
+        decision = await self.gcra.hit(await self.key_function(), keys, spans)
         g.rate_limit_decision = (rate_limits, decision)
         if decision.retry_after_ms:
             raise RateLimitExceeded(math.ceil(decision.retry_after_ms / 1000))

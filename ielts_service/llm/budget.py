@@ -18,7 +18,9 @@ from ielts_service.llm.errors import BudgetExhausted
 from ielts_service.observability.metrics import Metrics
 from ielts_service.state.redis import SharedRedis, StoreError
 
-KEY = "ielts:v1:budget"
+# Both buckets under one hash tag: the script takes them together, so on a Redis Cluster
+# they must live in one slot (see state/redis.py).
+KEY = "ielts:v1:{budget}"
 UNLIMITED = 10**12
 
 # KEYS: requests bucket, tokens bucket. ARGV: rpm, tpm, request cost, token cost.

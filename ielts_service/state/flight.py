@@ -2,10 +2,12 @@
 
 In a process, requests for the same key share one task. Across processes, the task first
 takes a Redis lease (`SET NX PX` with an owner token, renewed while it works, released
-by compare-and-delete); the others wait for the pool to land: woken by a pub/sub message
-on one subscriber per process, with a bounded poll as a fallback, never past their own
-deadline. A holder that dies stops renewing, its lease runs out and a waiter takes over.
-Without Redis, or while Redis is down, only the in-process sharing applies.
+by compare-and-delete); the others wait for the pool to land: woken by a message on the
+pool's ready channel (see `wakeup`), with a bounded poll as a fallback, never past their
+own deadline. A holder that dies stops renewing, its lease runs out and a waiter takes
+over. Without Redis, or while Redis is down, only the in-process sharing applies. The
+lease and the channel carry the pool key's hash tag, so on a cluster they live on the
+pool's node.
 
 Written here rather than with redis-py's `Lock`: that lock waits by sleeping and polling,
 and a waiter here must wake the moment the pool lands (pub/sub) and never past its deadline.
@@ -15,21 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
-import structlog
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
-
 from ielts_service.deadline import Deadline, DeadlineExceeded
-from ielts_service.state.redis import SharedRedis, StoreError
+from ielts_service.state.redis import Client, SharedRedis, StoreError, tag_of
+from ielts_service.state.wakeup import PREFIX, Wakeups, ready_channel
 
-log = structlog.get_logger("ielts_service.flight")
 T = TypeVar("T")
-PREFIX = "ielts:v1:flight"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 _RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
           "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0")
@@ -37,7 +33,7 @@ _RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
 
 def lock_name(key: str) -> str:
     """The Redis key of the lease that guards the generation of pool `key`."""
-    return f"{PREFIX}:lock:{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+    return f"{PREFIX}:lock:{tag_of(key)}"
 
 
 class SingleFlight:
@@ -49,8 +45,7 @@ class SingleFlight:
         self._poll = poll
         self._local: dict[str, asyncio.Future[tuple[Any, bool]]] = {}
         self._waiters: dict[str, int] = {}
-        self._ready: dict[str, list[asyncio.Future[None]]] = {}
-        self._listener: asyncio.Task[None] | None = None
+        self._wakeups = Wakeups(redis) if redis is not None else None
         self._held: dict[str, str] = {}  # lease key -> our token, while we generate
         self._renewer: asyncio.Task[None] | None = None
 
@@ -100,10 +95,9 @@ class SingleFlight:
         self, key: str, load: Callable[[], Awaitable[T | None]],
         produce: Callable[[], Awaitable[T]], deadline: Deadline,
     ) -> tuple[T, bool]:
-        if self._redis is None:
+        if self._redis is None or self._wakeups is None:
             return await produce(), True
-        name = hashlib.sha256(key.encode()).hexdigest()[:24]
-        lock, channel, token = lock_name(key), f"{PREFIX}:ready:{name}", uuid.uuid4().hex
+        lock, channel, token = lock_name(key), ready_channel(tag_of(key)), uuid.uuid4().hex
         while True:
             try:
                 acquired = await self._redis.run(
@@ -115,7 +109,7 @@ class SingleFlight:
                 return await produce(), True
             if acquired:
                 return await self._hold(lock, channel, token, produce), True
-            ready = self._wait_ready(name)
+            ready = self._wakeups.wait(channel)
             try:
                 if (value := await load()) is not None:
                     return value, False
@@ -127,19 +121,18 @@ class SingleFlight:
                 if (value := await load()) is not None:
                     return value, False
             finally:
-                self._forget(name, ready)
+                self._wakeups.forget(channel, ready)
 
     async def _hold(self, lock: str, channel: str, token: str,
                     produce: Callable[[], Awaitable[T]]) -> T:
-        assert self._redis is not None
+        assert self._redis is not None and self._wakeups is not None
         self._held[lock] = token
         if self._renewer is None or self._renewer.done():
             self._renewer = asyncio.create_task(self._renew())
         try:
             value = await produce()
             with contextlib.suppress(StoreError):
-                await self._redis.run(lambda r: r.publish(channel, "1"),
-                                      event="flight_store_error", op="publish")
+                await self._wakeups.publish(channel)
             return value
         finally:
             self._held.pop(lock, None)
@@ -152,7 +145,7 @@ class SingleFlight:
         assert self._redis is not None
         held = self._held
 
-        async def renew_all(r: Redis) -> None:
+        async def renew_all(r: Client) -> None:
             pipe = r.pipeline(transaction=False)
             for lock, token in list(held.items()):
                 pipe.eval(_RENEW, 1, lock, token, self._lease_ms)
@@ -164,42 +157,10 @@ class SingleFlight:
                 await self._redis.run(renew_all, event="flight_store_error", op="renew",
                                       gated=False)
 
-    def _wait_ready(self, name: str) -> asyncio.Future[None]:
-        if self._listener is None or self._listener.done():
-            self._listener = asyncio.create_task(self._listen())
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._ready.setdefault(name, []).append(future)
-        return future
-
-    def _forget(self, name: str, future: asyncio.Future[None]) -> None:
-        waiters = self._ready.get(name, [])
-        if future in waiters:
-            waiters.remove(future)
-        if not waiters:
-            self._ready.pop(name, None)
-
-    async def _listen(self) -> None:
-        """One subscriber per process wakes every local waiter of a pool that landed."""
-        assert self._redis is not None
-        while True:
-            try:
-                async with self._redis.client.pubsub() as pubsub:
-                    await pubsub.psubscribe(f"{PREFIX}:ready:*")
-                    while True:
-                        message = await pubsub.get_message(ignore_subscribe_messages=True,
-                                                           timeout=1.0)
-                        if message is not None:
-                            name = str(message["channel"]).rsplit(":", 1)[-1]
-                            for future in self._ready.pop(name, []):
-                                if not future.done():
-                                    future.set_result(None)
-            except (RedisError, OSError) as exc:
-                log.warning("flight_listener_error", error=type(exc).__name__)
-                await asyncio.sleep(1.0)  # waiters poll meanwhile
-
     async def close(self) -> None:
-        for task in (self._listener, self._renewer):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._wakeups is not None:
+            await self._wakeups.close()
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer

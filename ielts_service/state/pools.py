@@ -16,9 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from redis.asyncio import Redis
-
-from ielts_service.state.redis import SharedRedis, StoreError
+from ielts_service.state.redis import Client, SharedRedis, StoreError, hash_tag
 
 __all__ = ["LocalPools", "MemoryPoolStore", "Pool", "PoolStore", "RedisPoolStore",
            "StoreError", "pool_key"]
@@ -52,17 +50,19 @@ class Pool:
 
 
 def pool_key(part: int, topic: str, prompt_version: str, model: str) -> str:
-    """One pool per part, normalised topic, prompt version and model."""
-    digest = hashlib.sha256(topic.encode()).hexdigest()[:20]
-    return f"{KEY_PREFIX}:pool:{model}:{prompt_version}:p{part}:{digest}"
+    """One pool per part, normalised topic, prompt version and model. Its hash tag is the
+    tag of everything of this pool (its single-flight lease and ready channel too)."""
+    tag = hash_tag("pool", model, prompt_version, str(part), topic)
+    return f"{KEY_PREFIX}:pool:{tag}:{model}:{prompt_version}:p{part}"
 
 
 def _prints_key(scope: str) -> str:
-    return f"{KEY_PREFIX}:prints:{hashlib.sha256(scope.encode()).hexdigest()[:20]}"
+    return f"{KEY_PREFIX}:prints:{hash_tag('prints', scope)}"
 
 
 def _seen_key(session_id: str, key: str) -> str:
-    return f"{KEY_PREFIX}:seen:{session_id}:{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return f"{KEY_PREFIX}:seen:{hash_tag('seen', session_id)}:{digest}"
 
 
 def _text(value: bytes | str) -> str:
@@ -116,7 +116,7 @@ class RedisPoolStore:
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None:
         name = _seen_key(session_id, key)
 
-        async def add(r: Redis) -> None:
+        async def add(r: Client) -> None:
             pipe = r.pipeline(transaction=True)
             pipe.sadd(name, item_id)
             pipe.expire(name, ttl)
@@ -130,7 +130,7 @@ class RedisPoolStore:
         all of them when Redis fails (a duplicate beats an empty pool)."""
         name = _prints_key(scope)
 
-        async def add(r: Redis) -> list[int]:
+        async def add(r: Client) -> list[int]:
             pipe = r.pipeline(transaction=True)
             for p in prints:
                 pipe.sadd(name, p)
@@ -144,7 +144,10 @@ class RedisPoolStore:
         return {p for p, new in zip(prints, added, strict=False) if new}
 
     async def purge(self) -> int:
-        async def unlink_all(r: Redis) -> int:
+        """Every pool and fingerprint set: a SCAN of the one node, or of every master of a
+        cluster (redis-py's cluster `scan_iter` walks each master's cursor in turn)."""
+
+        async def unlink_all(r: Client) -> int:
             purged = 0
             async for key in r.scan_iter(match=f"{KEY_PREFIX}:pool:*", count=500):
                 purged += await r.unlink(key)
@@ -156,7 +159,7 @@ class RedisPoolStore:
 
     async def ping(self) -> None:
         """A real round trip even while the gate is closed: readiness sees recovery."""
-        await self._redis.run(lambda r: r.ping(), event="cache_error", op="ping", gated=False)
+        await self._redis.ping("cache_error")
 
     async def close(self) -> None:
         """Nothing: the shared client is closed by whoever opened it."""

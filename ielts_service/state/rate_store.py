@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from redis.commands.core import AsyncScript
 
-from ielts_service.state.redis import SharedRedis, StoreError
+from ielts_service.state.redis import SharedRedis, StoreError, client_tag
 
-KEY_PREFIX = "ielts:v1:rl:"
+KEY_PREFIX = "ielts:v1:rl:"  # then the client's hash tag: one script, one cluster slot
 
 # KEYS[i]: one key per limit; ARGV[2i-1], ARGV[2i]: its emission interval and period, in ms.
 # Returns {retry_after_ms (0: allowed, and every TAT recorded), separation_ms per key}.
@@ -94,13 +94,15 @@ class GcraStore:
         self._redis = redis
         self._script = redis.client.register_script(_GCRA) if redis is not None else None
 
-    async def hit(self, keys: list[str], limits: Limits) -> Decision:
+    async def hit(self, client: str, keys: list[str], limits: Limits) -> Decision:
+        """Decide and record one request of `client` against each of its limits' `keys`."""
         if self._redis is None or self._script is None:
             return await self.fallback.hit(keys, limits)
         script, args = self._script, [str(value) for limit in limits for value in limit]
+        prefix = f"{KEY_PREFIX}{client_tag(client)}:"
         try:
             reply = await self._redis.run(
-                lambda _: script(keys=[KEY_PREFIX + k for k in keys], args=args),
+                lambda _: script(keys=[prefix + k for k in keys], args=args),
                 event="rate_limit_store_error")
         except StoreError:
             return await self.fallback.hit(keys, limits)

@@ -1,38 +1,84 @@
-"""The one Redis client of a worker, and the one failure policy everything that uses it shares.
+"""The one Redis client of a worker, the one failure policy everything that uses it shares,
+and the key scheme that lets every one of its operations run on a Redis Cluster.
 
-`SharedRedis.open(url, timeout)` is the only place the service connects to Redis. Every
-store (pools, single-flight, the rate-limit store, the model budget) receives the same
-`SharedRedis` and runs its commands through `run()`: a failure closes the `RedisGate`
-for a moment, so a dead or silent Redis costs a request at most one short timeout, and
+`SharedRedis.open(settings)` is the only place the service connects to Redis, in one of
+three topologies (`REDIS_MODE`): one node (`standalone`), a Redis Cluster (`cluster`,
+redis-py's `RedisCluster`, discovered from the node `REDIS_URL` names) or a master found
+through Sentinel (`sentinel`). Every store (pools, single-flight, the rate-limit store, the
+model budget) receives the same `SharedRedis` and runs its commands through `run()`: a
+failure closes the `RedisGate` for a moment, so a dead or silent Redis (or a master that
+died and whose replica is not promoted yet) costs a request at most one short timeout, and
 is logged at most once per `WARN_EVERY` seconds per event, not once per request.
+
+Keys and slots. Every key starts with `ielts:v1:`. A cluster places a key by its hash tag
+(the text between its first `{` and the next `}`) when it has one. Every script, pipeline
+and transaction touches keys of one tag only, so none can fail with CROSSSLOT, and no
+command lists the keyspace except the operator's purge (a SCAN of every master):
+
+| what | keys | tag |
+| --- | --- | --- |
+| one pool | `pool:{P}:<model>:<version>:p<part>`, its lease `flight:lock:{P}`, its ready channel `flight:ready:{P}` (sharded pub/sub on a cluster) | `pool_tag(...)` |
+| one client's limits (and, by the same rule, anything else per client) | `rl:{C}:<limit>` | `client_tag(client)` |
+| the model budget | `{budget}:requests`, `{budget}:tokens` (one script takes both) | `{budget}` |
+| one prompt version's item fingerprints | `prints:{F}` | `hash_tag(scope)` |
+| one session's seen items | `seen:{S}:<pool>` | `hash_tag(session)` |
+
+A new kind of key takes the tag of what it belongs to (a per-client quota: `client_tag`),
+so a script over it and its neighbours stays on one node.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 import structlog
-from redis.asyncio import BlockingConnectionPool
+from redis.asyncio import BlockingConnectionPool, RedisCluster
+from redis.asyncio.connection import parse_url
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.driver_info import DriverInfo
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError, RedisError
+from redis.exceptions import MaxConnectionsError, RedisClusterException, RedisError
+
+from ielts_service.config import Settings
 
 log = structlog.get_logger("ielts_service.state")
 T = TypeVar("T")
+Client = aioredis.Redis | RedisCluster
+# What a failing Redis raises: redis-py's errors, a cluster client's own (not RedisErrors:
+# "no reachable node", "slots not covered") and the socket's.
+FAILURES = (RedisError, RedisClusterException, OSError)
 
-# Per worker. A burst of hundreds of requests holds about one connection each for a
-# moment. Past MAX_CONNECTIONS a request queues for a free one for up to POOL_WAIT
-# seconds: on a busy event loop that wait is CPU, not Redis, so it is longer than the
-# socket timeout and a full pool is not counted as an outage (see RedisGate).
+# Per worker (on a cluster: per node). A burst of hundreds of requests holds about one
+# connection each for a moment. Past MAX_CONNECTIONS a request queues for a free one for up
+# to POOL_WAIT seconds: on a busy event loop that wait is CPU, not Redis, so it is longer
+# than the socket timeout and a full pool is not counted as an outage (see RedisGate).
 MAX_CONNECTIONS = 256
 POOL_WAIT = 5.0
 GATE_PAUSE = 2.0  # seconds Redis is skipped after a failure
 WARN_EVERY = 10.0  # seconds between two warnings of the same event
+
+
+def hash_tag(*parts: str) -> str:
+    """`{<16 hex digits>}`: keys that carry it live in one cluster slot."""
+    return "{" + hashlib.sha256(":".join(parts).encode()).hexdigest()[:16] + "}"
+
+
+def tag_of(key: str) -> str:
+    """The hash tag `key` carries, or one made from the whole key."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start:end + 1] if start >= 0 and end > start + 1 else hash_tag(key)
+
+
+def client_tag(client: str) -> str:
+    """The tag of every key of one client (its limits; its quotas)."""
+    return hash_tag("client", client)
 
 
 class StoreError(Exception):
@@ -65,33 +111,79 @@ class RedisGate:
         self._down_until = 0.0
 
 
+class _SentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+    """Sentinel's pool (asks the sentinels where the master is), waiting for a free
+    connection like the standalone pool instead of failing at once when all are busy."""
+
+
+def _tls(settings: Settings) -> dict[str, Any]:
+    files = {"ssl_ca_certs": settings.redis_ca_file, "ssl_certfile": settings.redis_cert_file,
+             "ssl_keyfile": settings.redis_key_file}
+    return {name: str(path) for name, path in files.items() if path is not None}
+
+
+def _connect(settings: Settings) -> tuple[Client, list[Callable[[], Awaitable[object]]]]:
+    """The client for the configured topology, and what closes it (in order)."""
+    assert settings.redis_url is not None
+    url, timeout = settings.redis_url.get_secret_value(), settings.redis_timeout_seconds
+    # Short timeouts and no client-side retries: the gate, not backoff, absorbs outages.
+    # Without a DriverInfo, redis-py builds one per new connection and reads its own
+    # version from the package metadata (~0.4 ms) on the event loop each time: a burst
+    # that grew the pool by a hundred connections stalled the loop for ~40 ms.
+    common: dict[str, Any] = {
+        "socket_timeout": timeout, "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0), "decode_responses": True, "driver_info": DriverInfo(),
+        **_tls(settings)}
+    if settings.redis_mode == "cluster":
+        cluster = RedisCluster.from_url(url, max_connections=MAX_CONNECTIONS, **common)
+        return cluster, [cluster.aclose]
+    pool_options: dict[str, Any] = {"max_connections": MAX_CONNECTIONS,
+                                    "timeout": max(POOL_WAIT, timeout)}
+    if settings.redis_mode == "sentinel":
+        assert settings.redis_sentinel_master is not None  # Settings requires it here
+        parsed = parse_url(url)  # the master's credentials and database; the host is unused
+        ssl = {"ssl": True, **_tls(settings)} if url.startswith("rediss://") else {}
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            list(settings.redis_sentinels),
+            sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout,
+                             "retry": Retry(NoBackoff(), 0), "driver_info": DriverInfo(),
+                             **ssl})
+        master = sentinel.master_for(
+            settings.redis_sentinel_master, connection_pool_class=_SentinelPool,
+            username=parsed.get("username"), password=parsed.get("password"),
+            db=parsed.get("db", 0), **pool_options, **{**common, **ssl})
+        return master, [master.aclose, master.connection_pool.disconnect, sentinel.aclose]
+    pool = BlockingConnectionPool.from_url(url, **pool_options, **common)
+    client = aioredis.Redis(connection_pool=pool)
+    return client, [client.aclose, pool.disconnect]  # a pool built here is not closed by aclose
+
+
 class SharedRedis:
     """A worker's Redis client with its gate; hand the same one to every store."""
 
-    def __init__(self, client: aioredis.Redis, gate: RedisGate | None = None) -> None:
+    def __init__(self, client: Client, gate: RedisGate | None = None, *,
+                 mode: str = "standalone",
+                 closers: list[Callable[[], Awaitable[object]]] | None = None) -> None:
         self.client = client
         self.gate = gate or RedisGate()
+        self.mode = mode
+        self._closers = closers if closers is not None else [lambda: client.aclose()]
         self._warned: dict[str, float] = {}
 
+    @property
+    def cluster(self) -> bool:
+        return self.mode == "cluster"
+
     @classmethod
-    def open(cls, url: str, timeout: float) -> SharedRedis:
-        """A client whose every call fails within `timeout` when Redis is dead or silent:
-        short timeouts and no client-side retries (the gate, not backoff, absorbs outages)."""
-        # Without a DriverInfo, redis-py builds one per new connection and reads its own
-        # version from the package metadata (a walk of sys.path, ~0.4 ms) on the event loop
-        # each time: a burst that grows the pool by a hundred connections stalled the loop
-        # for ~40 ms.
-        pool = BlockingConnectionPool.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0), decode_responses=True,
-            max_connections=MAX_CONNECTIONS, timeout=max(POOL_WAIT, timeout),
-            driver_info=DriverInfo())
-        return cls(aioredis.Redis(connection_pool=pool))
+    def open(cls, settings: Settings) -> SharedRedis:
+        """A client whose every call fails within the timeout when Redis is dead or silent."""
+        client, closers = _connect(settings)
+        return cls(client, mode=settings.redis_mode, closers=closers)
 
     def __repr__(self) -> str:
-        return f"SharedRedis({self.gate!r})"  # never the URL: it may carry a password
+        return f"SharedRedis({self.mode}, {self.gate!r})"  # never the URL: it may carry a password
 
-    async def run(self, operation: Callable[[aioredis.Redis], Awaitable[T]], *, event: str,
+    async def run(self, operation: Callable[[Any], Awaitable[T]], *, event: str,
                   op: str | None = None, gated: bool = True) -> T:
         """Run one operation; a failure closes the gate, is logged as `event` (at most once
         per WARN_EVERY seconds) and raises StoreError. While the gate is closed the
@@ -100,20 +192,30 @@ class SharedRedis:
             raise StoreError("skipped: Redis failed moments ago")
         try:
             result = await operation(self.client)
-        except (RedisError, OSError) as exc:
+        except FAILURES as exc:
             self.gate.failed(exc)
             self.warn(event, exc, op)
             raise StoreError(type(exc).__name__) from None
         self.gate.succeeded()
         return result
 
+    async def ping(self, event: str) -> None:
+        """A real round trip even while the gate is closed, so readiness sees recovery; on
+        a cluster every master must answer (a dead one's slots are unusable until its
+        replica is promoted)."""
+        if self.cluster:
+            await self.run(lambda r: r.ping(target_nodes=RedisCluster.PRIMARIES),
+                           event=event, op="ping", gated=False)
+        else:
+            await self.run(lambda r: r.ping(), event=event, op="ping", gated=False)
+
     def warn(self, event: str, exc: BaseException, op: str | None = None) -> None:
         """Log `event` unless the same event (and op) was logged less than WARN_EVERY ago."""
         now, key = time.monotonic(), f"{event}:{op}"
         if now - self._warned.get(key, -WARN_EVERY) >= WARN_EVERY:
             self._warned[key] = now
-            log.warning(event, op=op, error=type(exc).__name__)
+            log.warning(event, op=op, error=type(exc).__name__, topology=self.mode)
 
     async def close(self) -> None:
-        await self.client.aclose()
-        await self.client.connection_pool.disconnect()  # built here, so not closed by aclose()
+        for close in self._closers:
+            await close()

@@ -1,0 +1,122 @@
+"""Wake-ups for single-flight waiters: the pool they wait for has landed.
+
+One subscriber per process wakes every local waiter of a channel. On one node (standalone,
+sentinel) it holds a single pattern subscription to every ready channel (PSUBSCRIBE) and
+the holder PUBLISHes. On a cluster, a plain PUBLISH is copied to every node over the
+cluster bus; sharded pub/sub (Redis 7) keeps a message on the node that owns its channel's
+slot (the pool's, by its hash tag), so there the subscriber SSUBSCRIBEs to exactly the
+channels its waiters wait on, and the holder SPUBLISHes. Whenever no message can come
+(Redis down, a node failing over, a cluster whose servers lack sharded pub/sub) the
+waiters' own bounded poll finds the pool instead: a message only makes them faster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import structlog
+from redis.exceptions import ResponseError
+
+from ielts_service.state.redis import FAILURES, SharedRedis
+
+log = structlog.get_logger("ielts_service.flight")
+PREFIX = "ielts:v1:flight"
+READ_WAIT = 0.05  # cluster: seconds one node's subscription is read before the next one's
+
+
+def ready_channel(tag: str) -> str:
+    """The channel a pool's holder announces its pool on (the pool's hash tag in it)."""
+    return f"{PREFIX}:ready:{tag}"
+
+
+class Wakeups:
+    """`wait(channel)` -> a future that completes when `publish(channel)` is seen."""
+
+    def __init__(self, redis: SharedRedis) -> None:
+        self._redis = redis
+        self._sharded = redis.cluster
+        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._wanted = asyncio.Event()  # sharded: a channel was added to `_waiting`
+        self.usable = True  # False once the servers refused sharded pub/sub: poll only
+
+    def wait(self, channel: str) -> asyncio.Future[None]:
+        if self.usable and (self._listener is None or self._listener.done()):
+            self._listener = asyncio.create_task(self._listen())
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(channel, []).append(future)
+        self._wanted.set()
+        return future
+
+    def forget(self, channel: str, future: asyncio.Future[None]) -> None:
+        waiters = self._waiting.get(channel, [])
+        if future in waiters:
+            waiters.remove(future)
+        if not waiters:
+            self._waiting.pop(channel, None)
+
+    async def publish(self, channel: str) -> None:
+        """Announce that the pool behind `channel` landed (StoreError when Redis fails)."""
+        if not self._sharded:
+            await self._redis.run(lambda r: r.publish(channel, "1"),
+                                  event="flight_store_error", op="publish")
+        elif self.usable:
+            await self._redis.run(lambda r: r.spublish(channel, "1"),
+                                  event="flight_store_error", op="publish")
+
+    def _wake(self, channel: str) -> None:
+        for future in self._waiting.pop(channel, []):
+            if not future.done():
+                future.set_result(None)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._redis.client.pubsub() as pubsub:
+                    if self._sharded:
+                        await self._sharded_messages(pubsub)
+                    else:
+                        await self._pattern_messages(pubsub)
+            except ResponseError as exc:  # e.g. a Redis 6 cluster: no SSUBSCRIBE
+                log.warning("flight_listener_unsupported", error=type(exc).__name__)
+                self.usable = False
+                return
+            except FAILURES as exc:
+                log.warning("flight_listener_error", error=type(exc).__name__)
+                await asyncio.sleep(1.0)  # waiters poll meanwhile
+
+    async def _pattern_messages(self, pubsub: Any) -> None:
+        await pubsub.psubscribe(ready_channel("*"))
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is not None:
+                self._wake(str(message["channel"]))
+
+    async def _sharded_messages(self, pubsub: Any) -> None:
+        """Keep the subscriptions equal to the channels waited on, and read them."""
+        subscribed: set[str] = set()
+        while True:
+            wanted = set(self._waiting)
+            if added := wanted - subscribed:
+                await pubsub.ssubscribe(*added)
+            if gone := subscribed - wanted:
+                await pubsub.sunsubscribe(*gone)
+            subscribed = wanted
+            if not subscribed and not pubsub.subscribed:  # every unsubscribe confirmed
+                self._wanted.clear()
+                await self._wanted.wait()
+                continue
+            message = await pubsub.get_sharded_message(ignore_subscribe_messages=True,
+                                                       timeout=READ_WAIT)
+            if message is not None and message["type"] == "smessage":
+                self._wake(str(message["channel"]))
+            elif message is None and not pubsub.node_pubsub_mapping:
+                await asyncio.sleep(READ_WAIT)  # nothing to read yet: do not spin
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
