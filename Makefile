@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYVENV := $(shell $(PYTHON) -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])' 2>/dev/null)
 PKGS   := PYTHON=$(PYTHON) scripts/system-packages
 
-.PHONY: install run test fuzz bench system-deps clean
+.PHONY: install run test test-topologies fuzz bench system-deps clean
 
 $(STAMP):
 	@$(PKGS) "the Python virtual environment" py:ensurepip:$(PYVENV)
@@ -19,10 +19,12 @@ $(STAMP):
 install: $(STAMP)
 
 # Programs the tests use: a redis-server they start themselves (never the machine's running
-# one), promtool (Debian's prometheus package) to check /metrics and the alert rules, and
+# one), redis-cli (which forms their Redis Cluster) and openssl (which makes the TLS Redis's
+# certificates), promtool (Debian's prometheus package) to check /metrics and the alert rules, and
 # Debian's chromium, which Playwright drives for tests/browser/ (no `playwright install`).
 system-deps:
-	@$(PKGS) "the test suite" redis-server:redis-server promtool:prometheus chromium:chromium
+	@$(PKGS) "the test suite" redis-server:redis-server redis-cli:redis-tools openssl:openssl \
+		promtool:prometheus chromium:chromium
 
 run: install
 	$(BIN)/ielts-service serve
@@ -31,6 +33,11 @@ test: install system-deps
 	$(BIN)/ruff check ielts_service tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
+
+# Every test of tests/topologies/ on real Redis deployments: a 6-node cluster, a Sentinel set
+# and a TLS Redis with a password (`make test` runs one representative of each).
+test-topologies: install system-deps
+	TOPOLOGY_MATRIX=1 $(BIN)/python -m pytest tests/topologies
 
 # The load generator of bench/ (it falls back to a Python client, and says so, without it).
 .PHONY: bench-deps

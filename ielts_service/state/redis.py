@@ -32,14 +32,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import redis.asyncio as aioredis
 import structlog
 from redis.asyncio import BlockingConnectionPool, RedisCluster
-from redis.asyncio.connection import parse_url
+from redis.asyncio.connection import RedisSSLContext, SSLConnection, parse_url
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedSSLConnection
 from redis.backoff import NoBackoff
 from redis.driver_info import DriverInfo
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -52,7 +52,11 @@ T = TypeVar("T")
 Client = aioredis.Redis | RedisCluster
 # What a failing Redis raises: redis-py's errors, a cluster client's own (not RedisErrors:
 # "no reachable node", "slots not covered") and the socket's.
-FAILURES = (RedisError, RedisClusterException, OSError)
+FAILURES: tuple[type[BaseException], ...] = (RedisError, RedisClusterException, OSError)
+# A cluster client whose topology changes under it (a master failing over) also raises
+# AttributeError from inside redis-py (redis/redis-py#3835; seen here when CLUSTERDOWN
+# made it close every connection while other commands were using them).
+CLUSTER_FAILURES: tuple[type[BaseException], ...] = (*FAILURES, AttributeError)
 
 # Per worker (on a cluster: per node). A burst of hundreds of requests holds about one
 # connection each for a moment. Past MAX_CONNECTIONS a request queues for a free one for up
@@ -116,6 +120,30 @@ class _SentinelPool(SentinelConnectionPool, BlockingConnectionPool):
     connection like the standalone pool instead of failing at once when all are busy."""
 
 
+class _SharedTlsContext:
+    """One SSL context per worker, not one per connection. redis-py builds each
+    connection's context from scratch, the system's CA bundle included: ~20 ms of event
+    loop per new connection here, over 2 s for a burst that opened 40."""
+
+    _contexts: ClassVar[dict[tuple[object, ...], RedisSSLContext]] = {}
+    ssl_context: RedisSSLContext
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        own = self.ssl_context
+        key = (own.keyfile, own.certfile, own.cert_reqs, own.ca_certs, own.ca_data,
+               own.ca_path, own.check_hostname, own.min_version, own.ciphers)
+        self.ssl_context = self._contexts.setdefault(key, own)
+
+
+class _TlsConnection(_SharedTlsContext, SSLConnection):
+    pass
+
+
+class _SentinelTlsConnection(_SharedTlsContext, SentinelManagedSSLConnection):
+    pass
+
+
 def _tls(settings: Settings) -> dict[str, Any]:
     files = {"ssl_ca_certs": settings.redis_ca_file, "ssl_certfile": settings.redis_cert_file,
              "ssl_keyfile": settings.redis_key_file}
@@ -126,6 +154,7 @@ def _connect(settings: Settings) -> tuple[Client, list[Callable[[], Awaitable[ob
     """The client for the configured topology, and what closes it (in order)."""
     assert settings.redis_url is not None
     url, timeout = settings.redis_url.get_secret_value(), settings.redis_timeout_seconds
+    tls = url.startswith("rediss://")
     # Short timeouts and no client-side retries: the gate, not backoff, absorbs outages.
     # Without a DriverInfo, redis-py builds one per new connection and reads its own
     # version from the package metadata (~0.4 ms) on the event loop each time: a burst
@@ -135,25 +164,38 @@ def _connect(settings: Settings) -> tuple[Client, list[Callable[[], Awaitable[ob
         "retry": Retry(NoBackoff(), 0), "decode_responses": True, "driver_info": DriverInfo(),
         **_tls(settings)}
     if settings.redis_mode == "cluster":
-        cluster = RedisCluster.from_url(url, max_connections=MAX_CONNECTIONS, **common)
+        # reinitialize_steps=0: a MOVED reply patches that slot's route. Otherwise every
+        # fifth MOVED closes every connection, in use or not, and the concurrent first
+        # commands of a fresh client (routed before it knows the slots) made that cascade.
+        cluster = RedisCluster.from_url(url, max_connections=MAX_CONNECTIONS,
+                                        reinitialize_steps=0, **common)
+        if tls:  # the constructor takes no connection class: set it where nodes are made
+            cluster.nodes_manager.connection_kwargs["connection_class"] = _TlsConnection
+            for node in cluster.nodes_manager.startup_nodes.values():
+                node.connection_class = _TlsConnection
         return cluster, [cluster.aclose]
     pool_options: dict[str, Any] = {"max_connections": MAX_CONNECTIONS,
                                     "timeout": max(POOL_WAIT, timeout)}
     if settings.redis_mode == "sentinel":
         assert settings.redis_sentinel_master is not None  # Settings requires it here
         parsed = parse_url(url)  # the master's credentials and database; the host is unused
-        ssl = {"ssl": True, **_tls(settings)} if url.startswith("rediss://") else {}
+        ssl = {"ssl": True, **_tls(settings)} if tls else {}
         sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
             list(settings.redis_sentinels),
             sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout,
                              "retry": Retry(NoBackoff(), 0), "driver_info": DriverInfo(),
                              **ssl})
+        if tls:
+            pool_options["connection_class"] = _SentinelTlsConnection
         master = sentinel.master_for(
             settings.redis_sentinel_master, connection_pool_class=_SentinelPool,
             username=parsed.get("username"), password=parsed.get("password"),
             db=parsed.get("db", 0), **pool_options, **{**common, **ssl})
         return master, [master.aclose, master.connection_pool.disconnect, sentinel.aclose]
-    pool = BlockingConnectionPool.from_url(url, **pool_options, **common)
+    options = {**parse_url(url), **pool_options, **common}  # a URL would pick the class
+    if tls:
+        options["connection_class"] = _TlsConnection
+    pool = BlockingConnectionPool(**options)
     client = aioredis.Redis(connection_pool=pool)
     return client, [client.aclose, pool.disconnect]  # a pool built here is not closed by aclose
 
@@ -167,6 +209,8 @@ class SharedRedis:
         self.client = client
         self.gate = gate or RedisGate()
         self.mode = mode
+        self.failures: tuple[type[BaseException], ...] = (
+            CLUSTER_FAILURES if mode == "cluster" else FAILURES)
         self._closers = closers if closers is not None else [lambda: client.aclose()]
         self._warned: dict[str, float] = {}
 
@@ -192,7 +236,7 @@ class SharedRedis:
             raise StoreError("skipped: Redis failed moments ago")
         try:
             result = await operation(self.client)
-        except FAILURES as exc:
+        except self.failures as exc:
             self.gate.failed(exc)
             self.warn(event, exc, op)
             raise StoreError(type(exc).__name__) from None

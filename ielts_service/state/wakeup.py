@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from redis.exceptions import ResponseError
 
-from ielts_service.state.redis import FAILURES, SharedRedis
+from ielts_service.state.redis import SharedRedis
 
 log = structlog.get_logger("ielts_service.flight")
 PREFIX = "ielts:v1:flight"
@@ -83,7 +83,7 @@ class Wakeups:
                 log.warning("flight_listener_unsupported", error=type(exc).__name__)
                 self.usable = False
                 return
-            except FAILURES as exc:
+            except self._redis.failures as exc:
                 log.warning("flight_listener_error", error=type(exc).__name__)
                 await asyncio.sleep(1.0)  # waiters poll meanwhile
 

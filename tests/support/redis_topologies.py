@@ -1,0 +1,314 @@
+"""Real Redis topologies for tests, on free ports of 127.0.0.1: a Redis Cluster (3 masters,
+3 replicas), a Sentinel set (1 master, 1 replica, 3 sentinels) and a TLS Redis with a
+password whose CA and certificates `openssl` makes at start. Each is real `redis-server`
+processes (a sentinel is `redis-server --sentinel`), stopped and removed by `close()`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import redis
+
+from tests.support.redis_server import _free_port, ensure_redis_server_binary
+
+START_TIMEOUT = 60.0  # a failing start's deadline: generous, a loaded machine is slow
+BASE = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no"]
+
+
+def _until(check: Callable[[], object], what: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except (redis.RedisError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not within {timeout} s")
+        time.sleep(0.05)
+
+
+def _ports(n: int) -> list[int]:
+    ports: set[int] = set()
+    while len(ports) < n:
+        ports.add(_free_port())
+    return sorted(ports)
+
+
+class Node:
+    """One redis-server process; `args` after the common ones, `conf` a config file."""
+
+    def __init__(self, root: Path, port: int, args: list[str], conf: str | None = None,
+                 client: dict[str, Any] | None = None) -> None:
+        self.port, self.args, self.conf = port, args, conf
+        self.dir = root / str(port)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.client_options = {"host": "127.0.0.1", "port": port, "socket_timeout": 5,
+                               "decode_responses": True, **(client or {})}
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self) -> Node:
+        conf = []
+        if self.conf is not None:
+            (self.dir / "node.conf").write_text(self.conf)
+            conf = [str(self.dir / "node.conf")]
+        self._log = open(self.dir / "log", "ab")
+        self._proc = subprocess.Popen(
+            [ensure_redis_server_binary(), *conf, *BASE, *self.args, "--dir", str(self.dir)],
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.dir)
+        return self
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(**self.client_options)
+
+    def call(self, *args: Any) -> Any:
+        with self.client() as r:
+            return r.execute_command(*args)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.call("PING"))
+        except (redis.RedisError, OSError):
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies as in a crash, without a goodbye to anyone."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGKILL)
+            self._proc.wait()
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log_tail(self, chars: int = 1500) -> str:
+        path = self.dir / "log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else "<no log>"
+
+
+class _Topology:
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="redis-topology-"))
+        self.nodes: list[Node] = []
+
+    def _wait_all_answer(self) -> None:
+        for node in self.nodes:
+            _until(node.ping, f"redis on port {node.port} answering PING\n{node.log_tail()}")
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> Any:
+        return self.start()  # type: ignore[attr-defined]
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Cluster(_Topology):
+    """A Redis Cluster of `masters` masters with one replica each, made by
+    `redis-cli --cluster create`. `node_timeout_ms` is how long a silent master takes to
+    be declared failed (then its replica is promoted)."""
+
+    def __init__(self, masters: int = 3, node_timeout_ms: int = 1000) -> None:
+        super().__init__()
+        self.masters_count, self.node_timeout_ms = masters, node_timeout_ms
+
+    def start(self) -> Cluster:
+        ports = _ports(self.masters_count * 4)  # a client port and a bus port per node
+        for port, bus in zip(ports[::2], ports[1::2], strict=True):
+            self.nodes.append(Node(self.root, port, [
+                "--port", str(port), "--cluster-enabled", "yes", "--cluster-port", str(bus),
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", str(self.node_timeout_ms)]).start())
+        self._wait_all_answer()
+        subprocess.run(["redis-cli", "--cluster", "create",
+                        *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                        "--cluster-replicas", "1", "--cluster-yes"],
+                       check=True, capture_output=True, timeout=START_TIMEOUT)
+        _until(self.healthy, "a healthy cluster (every slot served, every replica in sync)")
+        return self
+
+    def healthy(self) -> bool:
+        """Every live node agrees the cluster is ok; every master has a synced replica."""
+        live = [n for n in self.nodes if n.running]
+        if not all("cluster_state:ok" in n.call("CLUSTER", "INFO") for n in live):
+            return False
+        masters = self.masters()
+        if len(masters) != self.masters_count:
+            return False
+        return all(n.client().info("replication").get("master_link_status") == "up"
+                   for n in live if n not in masters) and len(live) == 2 * len(masters)
+
+    @property
+    def url(self) -> str:
+        """`redis://` of the first node: the service finds the others from it."""
+        return f"redis://127.0.0.1:{self.nodes[0].port}/0"
+
+    def masters(self) -> list[Node]:
+        """The nodes that are masters now, by a live node's view."""
+        live = next(n for n in self.nodes if n.running)
+        text = live.call("CLUSTER", "NODES")
+        ports = {int(line.split()[1].split(":")[1].split("@")[0]) for line in text.splitlines()
+                 if "master" in line.split()[2] and "fail" not in line.split()[2]}
+        return [n for n in self.nodes if n.port in ports and n.running]
+
+    def node_for(self, key: str) -> Node:
+        """The master that owns `key`'s slot now."""
+        live = next(n for n in self.nodes if n.running)
+        slot = int(live.call("CLUSTER", "KEYSLOT", key))
+        for start, end, master, *_ in live.call("CLUSTER", "SLOTS"):
+            if start <= slot <= end:
+                return next(n for n in self.nodes if n.port == int(master[1]))
+        raise RuntimeError(f"slot {slot} is served by no node")
+
+    def flush(self) -> None:
+        for node in self.masters():
+            node.call("FLUSHALL")
+
+    def keys(self, pattern: str = "*") -> list[str]:
+        """Every key of every master (a test's view; the service never lists keys)."""
+        found: list[str] = []
+        for node in self.masters():
+            with node.client() as r:
+                found += list(r.scan_iter(match=pattern, count=1000))
+        return found
+
+
+class SentinelSet(_Topology):
+    """One master, one replica and three sentinels watching them as `name`; a master
+    silent for `down_after_ms` is failed over to the replica."""
+
+    def __init__(self, name: str = "ielts", down_after_ms: int = 1000) -> None:
+        super().__init__()
+        self.name, self.down_after_ms = name, down_after_ms
+
+    def start(self) -> SentinelSet:
+        master_port, replica_port, *sentinel_ports = _ports(5)
+        self.master = Node(self.root, master_port, ["--port", str(master_port)]).start()
+        self.replica = Node(self.root, replica_port, [
+            "--port", str(replica_port), "--replicaof", "127.0.0.1", str(master_port)]).start()
+        self.sentinels = [Node(self.root, port, ["--sentinel"], conf="\n".join([
+            f"port {port}", "bind 127.0.0.1",
+            f"sentinel monitor {self.name} 127.0.0.1 {master_port} 2",
+            f"sentinel down-after-milliseconds {self.name} {self.down_after_ms}",
+            f"sentinel failover-timeout {self.name} 10000",
+            f"sentinel parallel-syncs {self.name} 1", ""])).start()
+            for port in sentinel_ports]
+        self.nodes = [self.master, self.replica, *self.sentinels]
+        self._wait_all_answer()
+        _until(self.healthy, "sentinels that see the replica and each other")
+        return self
+
+    def healthy(self) -> bool:
+        """Every sentinel knows the master, a synced replica and the two other sentinels."""
+        for sentinel in self.sentinels:
+            state = sentinel.client().sentinel_master(self.name)
+            if (state["num-slaves"] < 1 or state["num-other-sentinels"] < 2
+                    or state["is_sdown"] or state["is_odown"]):
+                return False
+        return self.replica.client().info("replication").get("master_link_status") == "up"
+
+    @property
+    def addresses(self) -> str:
+        """REDIS_SENTINELS for the service."""
+        return ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+
+    def master_port(self) -> int:
+        """The master's port as the first sentinel sees it now."""
+        return int(self.sentinels[0].call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.name)[1])
+
+    def current_master(self) -> Node:
+        return next(n for n in (self.master, self.replica) if n.port == self.master_port())
+
+    def flush(self) -> None:
+        self.current_master().call("FLUSHALL")
+
+
+class TlsRedis(_Topology):
+    """A redis-server that speaks only TLS and wants `password`; `ca_file` signed its
+    certificate (for 127.0.0.1) and a client certificate pair. With `client_certs`, it
+    refuses clients that do not present one."""
+
+    def __init__(self, password: str, client_certs: bool = False) -> None:
+        super().__init__()
+        self.password, self.client_certs = password, client_certs
+
+    def start(self) -> TlsRedis:
+        self._make_certificates()
+        (port,) = _ports(1)
+        self.nodes = [Node(self.root, port, [
+            "--port", "0", "--tls-port", str(port), "--requirepass", self.password,
+            "--tls-cert-file", str(self.root / "server.crt"),
+            "--tls-key-file", str(self.root / "server.key"),
+            "--tls-ca-cert-file", str(self.ca_file),
+            "--tls-auth-clients", "yes" if self.client_certs else "no"], client={
+                "ssl": True, "ssl_ca_certs": str(self.ca_file), "password": self.password,
+                "ssl_certfile": str(self.cert_file), "ssl_keyfile": str(self.key_file)})
+            .start()]
+        self._wait_all_answer()
+        return self
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "ca.crt"
+
+    @property
+    def cert_file(self) -> Path:
+        return self.root / "client.crt"
+
+    @property
+    def key_file(self) -> Path:
+        return self.root / "client.key"
+
+    @property
+    def url(self) -> str:
+        return f"rediss://:{self.password}@127.0.0.1:{self.nodes[0].port}/0"
+
+    def client(self) -> redis.Redis:
+        return self.nodes[0].client()
+
+    def flush(self) -> None:
+        self.nodes[0].call("FLUSHALL")
+
+    def _make_certificates(self) -> None:
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=self.root, check=True, capture_output=True,
+                           timeout=START_TIMEOUT)
+
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+                "-subj", "/CN=ielts-test-ca")
+        (self.root / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        for name in ("server", "client"):
+            openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                    "-subj", f"/CN={name}")
+            openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                    "-CAcreateserial", "-out", f"{name}.crt", "-days", "2",
+                    "-extfile", "san.ext")
+        for key in self.root.glob("*.key"):
+            os.chmod(key, 0o600)

@@ -1,0 +1,80 @@
+"""Real Redis topologies (tests/support/redis_topologies.py), each started once per session
+by the first test that asks for it.
+
+Tests marked `topologies` are the full matrix: a plain `pytest` (so `make test`) leaves
+them out and runs one representative per topology; `make test-topologies` runs every test
+here (`TOPOLOGY_MATRIX=1 pytest tests/topologies`), and `pytest -m topologies` the marked
+ones alone."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.redis_server import RedisServer
+from tests.support.redis_topologies import Cluster, SentinelSet, TlsRedis
+
+MARK = "topologies"
+PASSWORD = "tls-redis-pass-5c81e0"  # the TLS Redis's password: it must show up nowhere
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARK}: the full topology matrix (make test-topologies)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.environ.get("TOPOLOGY_MATRIX") == "1" or MARK in (config.getoption("markexpr") or ""):
+        return  # everything, or what the expression (`-m topologies`) selects
+    matrix = [item for item in items if item.get_closest_marker(MARK)]
+    if matrix:
+        config.hook.pytest_deselected(items=matrix)
+        items[:] = [item for item in items if not item.get_closest_marker(MARK)]
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    with Cluster() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def sentinel_set() -> Iterator[SentinelSet]:
+    with SentinelSet() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def tls_redis() -> Iterator[TlsRedis]:
+    with TlsRedis(PASSWORD, client_certs=True) as started:
+        yield started
+
+
+def cluster_env(cluster: Cluster) -> dict[str, str]:
+    return {"REDIS_URL": cluster.url, "REDIS_MODE": "cluster"}
+
+
+def sentinel_env(sentinels: SentinelSet) -> dict[str, str]:
+    return {"REDIS_URL": f"redis://{sentinels.name}/0", "REDIS_MODE": "sentinel",
+            "REDIS_SENTINELS": sentinels.addresses, "REDIS_SENTINEL_MASTER": sentinels.name}
+
+
+def tls_env(tls: TlsRedis) -> dict[str, str]:
+    return {"REDIS_URL": tls.url, "REDIS_CA_FILE": str(tls.ca_file),
+            "REDIS_CERT_FILE": str(tls.cert_file), "REDIS_KEY_FILE": str(tls.key_file)}
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The service's Redis settings for the topology the test is parametrized with
+    (`standalone`, `cluster`, `sentinel`, `tls`), on an empty store."""
+    topology = request.param
+    if topology == "standalone":
+        server: RedisServer = request.getfixturevalue("redis")
+        return {"REDIS_URL": server.url}
+    started = request.getfixturevalue({"cluster": "cluster", "sentinel": "sentinel_set",
+                                       "tls": "tls_redis"}[topology])
+    started.flush()
+    env = {"cluster": cluster_env, "sentinel": sentinel_env, "tls": tls_env}[topology]
+    return env(started)  # type: ignore[operator]

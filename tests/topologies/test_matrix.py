@@ -1,0 +1,74 @@
+"""Single-flight, the model budget, client limits and pools on every topology: two app
+instances share one Redis deployment (one node, a cluster, a Sentinel-managed master, a
+TLS Redis with a password and client certificates), as instances behind a load balancer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import azure_env
+from tests.support import fake_model as fm
+
+URL = "/generate-question"
+TOKEN = "admin-token-for-topologies-4d1a"
+MATRIX = pytest.mark.topologies
+ALL = [pytest.param(t, marks=MATRIX) for t in ("standalone", "cluster", "sentinel", "tls")]
+
+
+async def ask(client, **payload):
+    response = await client.post(URL, json=payload)
+    return response.status_code, await response.get_json()
+
+
+@pytest.fixture
+def two(make_client, make_settings, fake_model, store):
+    """Two instances on the topology under test (more settings as keywords)."""
+
+    async def start(**env: str):
+        settings = make_settings(azure_env(fake_model, **store, **env))
+        return [await make_client(settings) for _ in range(2)]
+
+    return start
+
+
+@pytest.mark.parametrize("store", ALL, indirect=True)
+async def test_a_cold_storm_over_two_instances_costs_one_model_call(two, fake_model):
+    a, b = await two(RATE_LIMIT_PER_MINUTE="0")
+    fake_model.set_default(fm.slow(0.5))
+    results = await asyncio.gather(*(ask((a, b)[i % 2], topic="volcanoes", part=2)
+                                     for i in range(40)))
+    assert {status for status, _ in results} == {200}
+    assert len(fake_model.requests) == 1
+    assert [body["data"]["source"] for _, body in results].count("ai") == 1
+
+
+@pytest.mark.parametrize("store", ALL, indirect=True)
+async def test_the_model_budget_holds_across_two_instances(two, fake_model):
+    # At 2 a minute the next request is 30 s away: further than the 10 s deadline.
+    a, b = await two(AI_BUDGET_RPM="2", REQUEST_TIMEOUT_SECONDS="10")
+    answers = [await ask(client, topic=topic) for client, topic in
+               ((a, "volcanoes"), (b, "glaciers"), (a, "a memorable journey"))]
+    assert len(fake_model.requests) == 2
+    assert [body["data"]["source"] for _, body in answers] == ["ai", "ai", "bank"]
+
+
+@pytest.mark.parametrize("store", [*ALL[:2], "sentinel", ALL[3]], indirect=True)
+async def test_two_instances_share_one_client_limit(two):
+    a, b = await two(RATE_LIMIT_PER_MINUTE="3")
+    codes = [(await client.post(URL, json={"topic": "travel"})).status_code
+             for client in (a, b, a, b, a)]
+    assert codes == [200, 200, 200, 429, 429]
+
+
+@pytest.mark.parametrize("store", ALL, indirect=True)
+async def test_a_pool_made_on_one_instance_serves_the_other_until_purged(two, fake_model):
+    a, b = await two(ADMIN_TOKEN=TOKEN, LOCAL_POOL_TTL_SECONDS="0")
+    first, second = await ask(a, topic="gardens"), await ask(b, topic="gardens")
+    purge = await b.post("/admin/cache/purge", headers={"Authorization": f"Bearer {TOKEN}"})
+    third = await ask(a, topic="gardens")
+    assert [body["data"]["source"] for _, body in (first, second, third)] == [
+        "ai", "cache", "ai"]
+    assert (await purge.get_json())["data"] == {"purged_pools": 1}
+    assert len(fake_model.requests) == 2
