@@ -82,6 +82,17 @@ class PoolStore(Protocol):
     async def close(self) -> None: ...
 
 
+# KEYS[1]: a set. ARGV: its TTL in seconds, then members. Adds each member and sets the
+# TTL in one atomic step; returns 1 per member that was new. A script rather than a
+# MULTI: redis-py's cluster client runs each command of a MULTI in a thread of its own.
+_ADD = """
+local added = {}
+for i = 2, #ARGV do added[i - 1] = redis.call('SADD', KEYS[1], ARGV[i]) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return added
+"""
+
+
 class RedisPoolStore:
     """Pools as JSON strings with a TTL; a session's seen items as a set beside them."""
 
@@ -89,6 +100,7 @@ class RedisPoolStore:
 
     def __init__(self, redis: SharedRedis) -> None:
         self._redis = redis
+        self._add = redis.client.register_script(_ADD)
 
     def __repr__(self) -> str:
         return f"RedisPoolStore({self._redis!r})"
@@ -114,31 +126,18 @@ class RedisPoolStore:
         return {_text(member) for member in members}
 
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None:
-        name = _seen_key(session_id, key)
-
-        async def add(r: Client) -> None:
-            pipe = r.pipeline(transaction=True)
-            pipe.sadd(name, item_id)
-            pipe.expire(name, ttl)
-            await pipe.execute()
-
+        add, name = self._add, _seen_key(session_id, key)
         with contextlib.suppress(StoreError):  # logged; a repeat is possible later
-            await self._redis.run(add, event="cache_error", op="mark_seen")
+            await self._redis.run(lambda _: add(keys=[name], args=[ttl, item_id]),
+                                  event="cache_error", op="mark_seen")
 
     async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]:
         """The fingerprints no pool of `scope` held yet (now recorded), atomically each;
         all of them when Redis fails (a duplicate beats an empty pool)."""
-        name = _prints_key(scope)
-
-        async def add(r: Client) -> list[int]:
-            pipe = r.pipeline(transaction=True)
-            for p in prints:
-                pipe.sadd(name, p)
-            pipe.expire(name, ttl)
-            return list(await pipe.execute())
-
+        add, name = self._add, _prints_key(scope)
         try:
-            added = await self._redis.run(add, event="cache_error", op="claim")
+            added = await self._redis.run(lambda _: add(keys=[name], args=[ttl, *prints]),
+                                          event="cache_error", op="claim")
         except StoreError:
             return set(prints)
         return {p for p, new in zip(prints, added, strict=False) if new}
