@@ -51,6 +51,12 @@ fuzz: install
 bench: install system-deps bench-deps
 	$(BIN)/python -m bench
 
+# Redis commands per request, what one Redis node sustains for them (redis-benchmark) and
+# how many instances a node or a cluster carries: writes bench/redis-capacity-latest.md.
+.PHONY: bench-redis
+bench-redis: install system-deps
+	$(BIN)/python -m bench.redis_capacity
+
 # Proves `make run` and `make test` on a bare Debian bookworm built by debootstrap (root only;
 # not part of `make test`): see scripts/fresh-debian-check.
 .PHONY: fresh-debian-check

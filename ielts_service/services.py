@@ -54,6 +54,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
     redis = None
     if settings.redis_url is not None:
         redis = SharedRedis.open(settings)
+        await redis.warm()
     store: PoolStore = RedisPoolStore(redis) if redis is not None else MemoryPoolStore()
     model = open_model(settings, metrics, redis)
     prompts = read_prompts(settings)

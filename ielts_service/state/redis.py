@@ -29,6 +29,7 @@ so a script over it and its neighbours stays on one node.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
@@ -242,6 +243,15 @@ class SharedRedis:
             raise StoreError(type(exc).__name__) from None
         self.gate.succeeded()
         return result
+
+    async def warm(self) -> None:
+        """On a cluster, learn the slots before the first request: until then the client
+        sends every command to one node and follows the redirects, which a burst of
+        first requests pays for. A failure is logged; the stores' fallbacks take over."""
+        if self.cluster:
+            with contextlib.suppress(StoreError):
+                await self.run(lambda r: r.initialize(), event="redis_unavailable",
+                               op="connect", gated=False)
 
     async def ping(self, event: str) -> None:
         """A real round trip even while the gate is closed, so readiness sees recovery; on

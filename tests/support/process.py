@@ -49,6 +49,10 @@ class Server:
         for raw in self.process.stdout:
             self._lines.append(raw.decode(errors="replace").rstrip("\n"))
 
+    def lines(self) -> list[str]:
+        """What the server printed so far (it keeps running)."""
+        return list(self._lines)
+
     def stop(self) -> list[str]:
         """SIGTERM, wait for a clean exit, and return what the server printed."""
         if self.output is None:

@@ -24,6 +24,12 @@ def start_two(serve, fake_model, cluster: Cluster, **env: str) -> list:
     return [serve("--workers", "2", **settings) for _ in range(2)]
 
 
+def warnings(servers: list) -> str:
+    """The warnings the running servers logged so far (for a failure's message)."""
+    return "\n".join(line[:300] for server in servers for line in server.lines()
+                     if '"warning"' in line or '"error"' in line)
+
+
 def crashes(servers: list) -> list[str]:
     """Stop the servers; the unhandled exceptions (500s) any of their workers logged."""
     return [line for server in servers for line in server.stop()
@@ -33,12 +39,15 @@ def crashes(servers: list) -> list[str]:
 def test_two_instances_on_a_cluster_share_one_model_call_and_one_limit(serve, fake_model,
                                                                         cluster):
     cluster.flush()
-    servers = start_two(serve, fake_model, cluster, RATE_LIMIT_PER_MINUTE=str(PER_MINUTE))
+    # Redis calls time out after 5 s here, not 0.5 s: this checks sharing, and on a busy
+    # machine a worker's event loop alone can keep a reply waiting past 0.5 s.
+    servers = start_two(serve, fake_model, cluster, RATE_LIMIT_PER_MINUTE=str(PER_MINUTE),
+                        REDIS_TIMEOUT_SECONDS="5")
     urls = [server.url for server in servers]
     fake_model.set_default(fm.slow(1.0))
     replies = asyncio.run(storm(urls, 300, "volcanoes"))
     assert {reply.status_code for reply in replies} == {200}
-    assert len(fake_model.requests) == 1
+    assert len(fake_model.requests) == 1, warnings(servers)
     assert [r.json()["data"]["source"] for r in replies].count("ai") == 1
 
     statuses, seconds = asyncio.run(one_client(urls, 60))
@@ -63,7 +72,6 @@ def test_a_master_killed_mid_load_costs_no_5xx_and_readiness_is_back_within_10_s
         assert watch.first_probe_after_event() == 503  # honest: one master's slots are gone
         # The Done-when figure (a replica is promoted after the 1 s node timeout, then the
         # 2 s gate); failing to recover at all would fail here after the 60 s watch.
-        print("RECOVERY", watch.ready_again_after(len(urls)), len(watch.statuses), sorted(set(watch.statuses)))
         assert watch.ready_again_after(len(urls)) <= 10.0
         assert victim.port not in [n.port for n in cluster.masters()]
 

@@ -31,7 +31,6 @@ def test_a_failover_under_load_costs_no_5xx_and_readiness_is_back_within_10_s(se
         assert watch.first_probe_after_event() == 503  # honest: there is no master yet
         # The Done-when figure (sentinels agree after 1 s of silence, promote, and the
         # service asks them again after its 2 s gate); never recovering fails after 60 s.
-        print("RECOVERY", watch.ready_again_after(len(urls)), len(watch.statuses))
         assert watch.ready_again_after(len(urls)) <= 10.0
         assert sentinels.current_master() is sentinels.replica
 
