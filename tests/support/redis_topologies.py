@@ -43,6 +43,55 @@ def _ports(n: int) -> list[int]:
     return sorted(ports)
 
 
+class Tls:
+    """A CA, and a server and a client certificate it signed (for 127.0.0.1), made with
+    `openssl` in `root`; the server arguments that turn TLS on; the client's options."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=root, check=True, capture_output=True,
+                           timeout=START_TIMEOUT)
+
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+                "-subj", "/CN=ielts-test-ca")
+        (root / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        for name in ("server", "client"):
+            openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                    "-subj", f"/CN={name}")
+            openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                    "-CAcreateserial", "-out", f"{name}.crt", "-days", "2",
+                    "-extfile", "san.ext")
+        for key in root.glob("*.key"):
+            os.chmod(key, 0o600)
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "ca.crt"
+
+    @property
+    def cert_file(self) -> Path:
+        return self.root / "client.crt"
+
+    @property
+    def key_file(self) -> Path:
+        return self.root / "client.key"
+
+    def server_args(self, port: int, client_certs: bool) -> list[str]:
+        """Serve TLS only, on `port`; replicas and cluster buses speak TLS too."""
+        return ["--port", "0", "--tls-port", str(port), "--tls-replication", "yes",
+                "--tls-cert-file", str(self.root / "server.crt"),
+                "--tls-key-file", str(self.root / "server.key"),
+                "--tls-ca-cert-file", str(self.ca_file),
+                "--tls-auth-clients", "yes" if client_certs else "no"]
+
+    def client_options(self) -> dict[str, Any]:
+        return {"ssl": True, "ssl_ca_certs": str(self.ca_file),
+                "ssl_certfile": str(self.cert_file), "ssl_keyfile": str(self.key_file)}
+
+
 class Node:
     """One redis-server process; `args` after the common ones, `conf` a config file."""
 
@@ -132,21 +181,32 @@ class _Topology:
 class Cluster(_Topology):
     """A Redis Cluster of `masters` masters with one replica each, made by
     `redis-cli --cluster create`. `node_timeout_ms` is how long a silent master takes to
-    be declared failed (then its replica is promoted)."""
+    be declared failed (then its replica is promoted). With `tls`, every node speaks only
+    TLS (clients, replication, the cluster bus) and wants `password`."""
 
-    def __init__(self, masters: int = 3, node_timeout_ms: int = 1000) -> None:
+    def __init__(self, masters: int = 3, node_timeout_ms: int = 1000, tls: bool = False,
+                 password: str | None = None) -> None:
         super().__init__()
         self.masters_count, self.node_timeout_ms = masters, node_timeout_ms
+        self.tls = Tls(self.root) if tls else None
+        self.password = password
 
     def start(self) -> Cluster:
         ports = _ports(self.masters_count * 4)  # a client port and a bus port per node
+        auth = ["--requirepass", self.password, "--masterauth", self.password] \
+            if self.password else []
+        client = {"password": self.password, **(self.tls.client_options() if self.tls else {})}
         for port, bus in zip(ports[::2], ports[1::2], strict=True):
+            listen = (self.tls.server_args(port, client_certs=False) + ["--tls-cluster", "yes"]
+                      if self.tls else ["--port", str(port)])
             self.nodes.append(Node(self.root, port, [
-                "--port", str(port), "--cluster-enabled", "yes", "--cluster-port", str(bus),
+                *listen, *auth, "--cluster-enabled", "yes", "--cluster-port", str(bus),
                 "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", str(self.node_timeout_ms)]).start())
+                "--cluster-node-timeout", str(self.node_timeout_ms)], client=client).start())
         self._wait_all_answer()
-        subprocess.run(["redis-cli", "--cluster", "create",
+        cli = ["--tls", "--cacert", str(self.tls.ca_file)] if self.tls else []
+        cli += ["-a", self.password, "--no-auth-warning"] if self.password else []
+        subprocess.run(["redis-cli", *cli, "--cluster", "create",
                         *(f"127.0.0.1:{n.port}" for n in self.nodes),
                         "--cluster-replicas", "1", "--cluster-yes"],
                        check=True, capture_output=True, timeout=START_TIMEOUT)
@@ -166,8 +226,10 @@ class Cluster(_Topology):
 
     @property
     def url(self) -> str:
-        """`redis://` of the first node: the service finds the others from it."""
-        return f"redis://127.0.0.1:{self.nodes[0].port}/0"
+        """The first node's URL (with the password): the service finds the others from it."""
+        scheme = "rediss" if self.tls else "redis"
+        auth = f":{self.password}@" if self.password else ""
+        return f"{scheme}://{auth}127.0.0.1:{self.nodes[0].port}/0"
 
     def masters(self) -> list[Node]:
         """The nodes that are masters now, by a live node's view."""
@@ -250,40 +312,22 @@ class SentinelSet(_Topology):
 
 
 class TlsRedis(_Topology):
-    """A redis-server that speaks only TLS and wants `password`; `ca_file` signed its
-    certificate (for 127.0.0.1) and a client certificate pair. With `client_certs`, it
-    refuses clients that do not present one."""
+    """A redis-server that speaks only TLS and wants `password`; `tls` holds the CA that
+    signed its certificate and a client certificate pair. With `client_certs`, it refuses
+    clients that do not present one."""
 
     def __init__(self, password: str, client_certs: bool = False) -> None:
         super().__init__()
         self.password, self.client_certs = password, client_certs
 
     def start(self) -> TlsRedis:
-        self._make_certificates()
+        self.tls = Tls(self.root)
         (port,) = _ports(1)
         self.nodes = [Node(self.root, port, [
-            "--port", "0", "--tls-port", str(port), "--requirepass", self.password,
-            "--tls-cert-file", str(self.root / "server.crt"),
-            "--tls-key-file", str(self.root / "server.key"),
-            "--tls-ca-cert-file", str(self.ca_file),
-            "--tls-auth-clients", "yes" if self.client_certs else "no"], client={
-                "ssl": True, "ssl_ca_certs": str(self.ca_file), "password": self.password,
-                "ssl_certfile": str(self.cert_file), "ssl_keyfile": str(self.key_file)})
-            .start()]
+            *self.tls.server_args(port, self.client_certs), "--requirepass", self.password],
+            client={"password": self.password, **self.tls.client_options()}).start()]
         self._wait_all_answer()
         return self
-
-    @property
-    def ca_file(self) -> Path:
-        return self.root / "ca.crt"
-
-    @property
-    def cert_file(self) -> Path:
-        return self.root / "client.crt"
-
-    @property
-    def key_file(self) -> Path:
-        return self.root / "client.key"
 
     @property
     def url(self) -> str:
@@ -294,21 +338,3 @@ class TlsRedis(_Topology):
 
     def flush(self) -> None:
         self.nodes[0].call("FLUSHALL")
-
-    def _make_certificates(self) -> None:
-        def openssl(*args: str) -> None:
-            subprocess.run(["openssl", *args], cwd=self.root, check=True, capture_output=True,
-                           timeout=START_TIMEOUT)
-
-        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-        openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
-                "-subj", "/CN=ielts-test-ca")
-        (self.root / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-        for name in ("server", "client"):
-            openssl("req", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
-                    "-subj", f"/CN={name}")
-            openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-                    "-CAcreateserial", "-out", f"{name}.crt", "-days", "2",
-                    "-extfile", "san.ext")
-        for key in self.root.glob("*.key"):
-            os.chmod(key, 0o600)

@@ -40,6 +40,13 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="session")
+def cluster_tls() -> Iterator[Cluster]:
+    """A cluster that speaks only TLS and wants a password, as managed clusters do."""
+    with Cluster(tls=True, password="cluster-pass-0b6d2e") as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
 def sentinel_set() -> Iterator[SentinelSet]:
     with SentinelSet() as started:
         yield started
@@ -61,20 +68,27 @@ def sentinel_env(sentinels: SentinelSet) -> dict[str, str]:
 
 
 def tls_env(tls: TlsRedis) -> dict[str, str]:
-    return {"REDIS_URL": tls.url, "REDIS_CA_FILE": str(tls.ca_file),
-            "REDIS_CERT_FILE": str(tls.cert_file), "REDIS_KEY_FILE": str(tls.key_file)}
+    return {"REDIS_URL": tls.url, "REDIS_CA_FILE": str(tls.tls.ca_file),
+            "REDIS_CERT_FILE": str(tls.tls.cert_file), "REDIS_KEY_FILE": str(tls.tls.key_file)}
+
+
+def cluster_tls_env(cluster: Cluster) -> dict[str, str]:
+    assert cluster.tls is not None
+    return {**cluster_env(cluster), "REDIS_CA_FILE": str(cluster.tls.ca_file)}
 
 
 @pytest.fixture
 def store(request: pytest.FixtureRequest) -> dict[str, str]:
     """The service's Redis settings for the topology the test is parametrized with
-    (`standalone`, `cluster`, `sentinel`, `tls`), on an empty store."""
+    (`standalone`, `cluster`, `cluster-tls`, `sentinel`, `tls`), on an empty store."""
     topology = request.param
     if topology == "standalone":
         server: RedisServer = request.getfixturevalue("redis")
         return {"REDIS_URL": server.url}
-    started = request.getfixturevalue({"cluster": "cluster", "sentinel": "sentinel_set",
-                                       "tls": "tls_redis"}[topology])
+    fixture, env = {"cluster": ("cluster", cluster_env),
+                    "cluster-tls": ("cluster_tls", cluster_tls_env),
+                    "sentinel": ("sentinel_set", sentinel_env),
+                    "tls": ("tls_redis", tls_env)}[topology]
+    started = request.getfixturevalue(fixture)
     started.flush()
-    env = {"cluster": cluster_env, "sentinel": sentinel_env, "tls": tls_env}[topology]
-    return env(started)  # type: ignore[operator]
+    return env(started)

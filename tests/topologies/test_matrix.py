@@ -1,6 +1,7 @@
 """Single-flight, the model budget, client limits and pools on every topology: two app
-instances share one Redis deployment (one node, a cluster, a Sentinel-managed master, a
-TLS Redis with a password and client certificates), as instances behind a load balancer."""
+instances share one Redis deployment (one node, a cluster, a cluster over TLS with a
+password, a Sentinel-managed master, a TLS Redis with a password and client
+certificates), as instances behind a load balancer."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ URL = "/generate-question"
 TOPICS = ["gardens", "rivers", "museums", "bridges", "markets", "islands", "castles", "farms"]
 TOKEN = "admin-token-for-topologies-4d1a"
 MATRIX = pytest.mark.topologies
-ALL = [pytest.param(t, marks=MATRIX) for t in ("standalone", "cluster", "sentinel", "tls")]
+ALL = [pytest.param(t, marks=MATRIX)
+       for t in ("standalone", "cluster", "cluster-tls", "sentinel", "tls")]
 
 
 async def ask(client, **payload):
@@ -58,7 +60,7 @@ async def test_the_model_budget_holds_across_two_instances(two, fake_model):
     assert [body["data"]["source"] for _, body in answers] == ["ai", "ai", "bank"]
 
 
-@pytest.mark.parametrize("store", [*ALL[:2], "sentinel", ALL[3]], indirect=True)
+@pytest.mark.parametrize("store", [*ALL[:3], "sentinel", ALL[4]], indirect=True)
 async def test_two_instances_share_one_client_limit(two):
     a, b = await two(RATE_LIMIT_PER_MINUTE="3")
     codes = [(await client.post(URL, json={"topic": "travel"})).status_code
@@ -73,7 +75,8 @@ async def test_pools_made_on_one_instance_serve_the_other_until_purged(two, fake
     made = [(await ask(a, topic=topic))[1]["data"]["source"] for topic in TOPICS]
     served = [(await ask(b, topic=topic))[1]["data"]["source"] for topic in TOPICS]
     if store.get("REDIS_MODE") == "cluster":  # the purge must find pools on every master
-        cluster = request.getfixturevalue("cluster")
+        cluster = request.getfixturevalue("cluster_tls" if "rediss" in store["REDIS_URL"]
+                                          else "cluster")
         keys = cluster.keys("ielts:v1:pool:*")
         assert len(keys) == len(TOPICS) and len({cluster.node_for(k).port for k in keys}) > 1
     purge = await b.post("/admin/cache/purge", headers={"Authorization": f"Bearer {TOKEN}"})
