@@ -45,6 +45,11 @@ return out
 """
 
 
+def limit_keys(client: str, keys: list[str]) -> list[str]:
+    """The Redis keys of one client's limits: one hash tag, so one script on a cluster."""
+    return [f"{KEY_PREFIX}{client_tag(client)}:{key}" for key in keys]
+
+
 @dataclass(frozen=True)
 class Decision:
     retry_after_ms: int  # 0: allowed (and recorded); otherwise the wait before a retry passes
@@ -99,10 +104,10 @@ class GcraStore:
         if self._redis is None or self._script is None:
             return await self.fallback.hit(keys, limits)
         script, args = self._script, [str(value) for limit in limits for value in limit]
-        prefix = f"{KEY_PREFIX}{client_tag(client)}:"
+        names = limit_keys(client, keys)
         try:
             reply = await self._redis.run(
-                lambda _: script(keys=[prefix + k for k in keys], args=args),
+                lambda _: script(keys=names, args=args),
                 event="rate_limit_store_error")
         except StoreError:
             return await self.fallback.hit(keys, limits)

@@ -8,7 +8,7 @@ from redis.crc import key_slot
 from ielts_service.llm.budget import KEY as BUDGET
 from ielts_service.state.flight import lock_name
 from ielts_service.state.pools import pool_key
-from ielts_service.state.rate_store import KEY_PREFIX
+from ielts_service.state.rate_store import limit_keys
 from ielts_service.state.redis import client_tag, hash_tag, tag_of
 from ielts_service.state.wakeup import ready_channel
 
@@ -31,11 +31,12 @@ def test_the_budgets_two_buckets_share_one_slot():
 
 
 def test_one_clients_limits_share_one_slot_and_clients_spread():
-    for client in ("203.0.113.7", "key:mobile-app", "2001:db8::/64"):
-        keys = [f"{KEY_PREFIX}{client_tag(client)}:app-questions-{n}-60-{client}"
-                for n in (5, 60, 1000)]
-        assert len({slot(k) for k in keys}) == 1
-    assert len({slot(client_tag(f"198.51.100.{n}")) for n in range(200)}) > 190
+    for client in ("203.0.113.7", "key:mobile-app", "2001:db8::1"):
+        keys = limit_keys(client, [f"app-questions-{n}-60-{client}" for n in (5, 60, 1000)])
+        assert len({slot(k) for k in keys}) == 1 and all(k.endswith(client) for k in keys)
+        assert client_tag(client) in keys[0]  # the tag other per-client keys take too
+    spread = {slot(limit_keys(f"198.51.100.{n}", ["k"])[0]) for n in range(200)}
+    assert len(spread) > 190
 
 
 def test_a_tag_is_taken_from_a_key_or_made_for_it():
