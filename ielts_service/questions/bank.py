@@ -102,6 +102,9 @@ def _covers(vocabulary: Stems, wanted: list[Stems]) -> bool:
     return all(w & vocabulary for w in wanted)
 
 
+ALIKE = 0.75  # a suggestion spelt this much like the text (difflib ratio) is close to it
+
+
 class Bank:
     """Topic areas with Part 1 sets, Part 2 cards and Part 3 sets."""
 
@@ -191,8 +194,11 @@ class Bank:
         return sorted(ranked, key=lambda r: (-r[0], -r[1], r[2].name))
 
     def suggestions(self, topic: str, limit: int = 5) -> list[str]:
-        """Up to `limit` catalogue topics closest to what was asked, closest first."""
-        return [area.name for _, _, area in self._ranked(topic)[:limit]]
+        """Up to `limit` catalogue topics closest to what was asked, closest first: those
+        sharing a word with it or spelt much like it (a typo), else the most alike."""
+        ranked = self._ranked(topic)
+        close = [area.name for score, alike, area in ranked if score > 0 or alike >= ALIKE]
+        return (close or [area.name for _, _, area in ranked])[:limit]
 
     def closest(self, topic: str) -> BankTopic | None:
         """The area a topic is nearest to (sharing at least one word), or None."""

@@ -91,9 +91,18 @@ def test_a_topic_the_bank_has_nothing_on_is_unavailable_with_the_closest_areas(t
         with pytest.raises(TopicUnavailable) as raised:
             BANK.choose(typed, part)
         suggestions = raised.value.suggestions
-        assert len(suggestions) == 5 and len(set(suggestions)) == 5
+        assert 1 <= len(suggestions) <= 5 and len(set(suggestions)) == len(suggestions)
         assert set(suggestions) <= {t.name for t in BANK.topics}
         assert suggestions[0] in first
+
+
+@pytest.mark.parametrize(("typed", "suggested"), [
+    ("tecnology", "science and technology"), ("travl", "travel and holidays"),
+    ("photograpy", "photography"),
+])
+def test_a_misspelt_area_is_suggested_not_guessed(typed, suggested):
+    assert BANK.match(typed) is None and BANK.items_for(typed, 2) is None
+    assert BANK.suggestions(typed)[0] == suggested
 
 
 def test_the_topic_a_pool_is_kept_under():
