@@ -103,6 +103,7 @@ def _covers(vocabulary: Stems, wanted: list[Stems]) -> bool:
 
 
 ALIKE = 0.75  # a suggestion spelt this much like the text (difflib ratio) is close to it
+SPELLING = 40  # characters of the text compared by spelling: a typo shows in fewer
 
 
 class Bank:
@@ -173,10 +174,9 @@ class Bank:
             raise TopicUnavailable(self.suggestions(topic))
         return found
 
-    def _ranked(self, topic: str) -> list[tuple[float, float, BankTopic]]:
-        """Areas by closeness: the words they share with the text (in the area's name,
-        aliases or keywords twice as much as in its card titles; a word few areas share
-        counts more), then how alike the text is to the area's name or an alias."""
+    def _shared(self, topic: str) -> dict[str, float]:
+        """Per area, the words it shares with the text: in its name, aliases or keywords
+        twice as much as in its card titles; a word few areas share counts more."""
         wanted = content(topic) or [stems(w) for w in words(normalise_topic(topic))]
         score = dict.fromkeys(self._names, 0.0)
         for w in wanted:
@@ -185,28 +185,42 @@ class Bank:
             sharing = sum(1 for hit in hits.values() if hit) or 1
             for name, hit in hits.items():
                 score[name] += hit / sharing
-        norm = normalise_topic(topic)
-        ranked = []
-        for area in self.topics:
-            alike = max(difflib.SequenceMatcher(None, norm, p).ratio()
-                        for p in (area.name, *area.aliases))
-            ranked.append((score[area.name], alike, area))
-        return sorted(ranked, key=lambda r: (-r[0], -r[1], r[2].name))
+        return score
 
     def suggestions(self, topic: str, limit: int = 5) -> list[str]:
         """Up to `limit` catalogue topics closest to what was asked, closest first: those
         sharing a word with it or spelt much like it (a typo), else the most alike."""
-        ranked = self._ranked(topic)
-        close = [area.name for score, alike, area in ranked if score > 0 or alike >= ALIKE]
-        return (close or [area.name for _, _, area in ranked])[:limit]
+        shared = self._shared(topic)
+        matcher = difflib.SequenceMatcher()
+        matcher.set_seq2(normalise_topic(topic)[:SPELLING])  # difflib caches seq2's analysis
+
+        def alike(area: BankTopic, floor: float, names: bool = False) -> float:
+            """How alike the text is to the area's name or an alias; 0 when under `floor`
+            (the cheap upper bounds rule most phrases out before the full ratio)."""
+            best = 0.0
+            for text in (area.name,) if names else (area.name, *area.aliases):
+                matcher.set_seq1(text)
+                if matcher.real_quick_ratio() >= floor and matcher.quick_ratio() >= floor:
+                    best = max(best, matcher.ratio())
+            return best if best >= floor else 0.0
+
+        ranked = sorted(((shared[a.name], alike(a, 0.0 if shared[a.name] else ALIKE), a.name)
+                         for a in self.topics), key=lambda r: (-r[0], -r[1], r[2]))
+        close = [name for score, similar, name in ranked if score > 0 or similar >= ALIKE]
+        if not close:  # nothing in common: the most alike by spelling, however little
+            close = [name for _, name in sorted(
+                ((alike(a, 0.0, names=True), a.name) for a in self.topics),
+                key=lambda r: (-r[0], r[1]))]
+        return close[:limit]
 
     def closest(self, topic: str) -> BankTopic | None:
         """The area a topic is nearest to (sharing at least one word), or None."""
         area = self.match(topic)
         if area is not None:
             return area
-        score, _, best = self._ranked(topic)[0]
-        return best if score > 0 else None
+        shared = self._shared(topic)
+        best = max(self.topics, key=lambda a: shared[a.name])
+        return best if shared[best.name] > 0 else None
 
     def catalogue(self) -> list[dict[str, Any]]:
         """The topic areas a frontend can offer, with the phrasings that mean each."""
