@@ -122,18 +122,35 @@ class QuestionService:
         return await self._serve(key, topic, prompt, items, session_id,
                                  "ai" if produced else "cache")
 
-    async def _refill(self, key: str, topic: str, prompt: PromptSet) -> None:
-        """Replace a stale pool; one refill at a time across every instance."""
+    async def _refill(self, key: str, topic: str, prompt: PromptSet,
+                      deadline: Deadline | None = None) -> None:
+        """Replace a missing or stale pool; one refill at a time across every instance."""
 
         async def fresh() -> list[Item] | None:
             pool = await self._cached(key, count=False)
             return pool.items if pool and not pool.stale else None
 
         async def produce() -> list[Item]:
-            return await self._generate(key, topic, prompt, self._refill_deadline(), [],
-                                        replace=True)
+            return await self._generate(key, topic, prompt, deadline or self._refill_deadline(),
+                                        [], replace=True)
 
-        await self.flight.run(key, fresh, produce, self._refill_deadline())
+        await self.flight.run(key, fresh, produce, deadline or self._refill_deadline())
+
+    async def fill(self, topic: str, part: int, deadline: Deadline) -> str:
+        """Have the pool of (topic, part) cached and fresh ahead of students: `cached` when
+        it was, `filled` when a model call (ours or another worker's) filled it, `failed`."""
+        assert self.model is not None
+        norm = pool_topic(self.bank, topic)
+        prompt = self.prompts.current[part]
+        key = pool_key(part, norm, prompt.version, self.model.model)
+        pool = await self._cached(key, count=False)
+        if pool is not None and not pool.stale:
+            return "cached"
+        try:
+            await self._refill(key, norm, prompt, deadline)
+        except (ContentFiltered, ModelUnavailable, DeadlineExceeded):
+            return "failed"
+        return "filled"
 
     async def _widen(self, key: str, topic: str, prompt: PromptSet,
                      deadline: Deadline | None = None) -> list[Item]:
