@@ -167,8 +167,12 @@ class Bank:
         found = self.on_subject(topic, part)
         return (normalise_topic(topic), found) if found else None
 
-    def choose(self, topic: str, part: int) -> tuple[str, list[Item]]:
-        """`items_for`, or TopicUnavailable naming the closest catalogue topics."""
+    def choose(self, topic: str | None, part: int) -> tuple[str, list[Item]]:
+        """Bank mode: `items_for` the topic, or TopicUnavailable naming the closest catalogue
+        topics; without a topic, a drawn area's."""
+        if topic is None:
+            area = self.random_topic()
+            return area.name, area.items[part]
         found = self.items_for(topic, part)
         if found is None:
             raise TopicUnavailable(self.suggestions(topic))
