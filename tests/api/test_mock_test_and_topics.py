@@ -36,7 +36,7 @@ async def test_a_mock_test_from_the_bank_is_linked_and_opens_with_work_or_home(b
 
 async def test_a_bank_mock_test_on_a_topic_it_has_no_card_for_is_unavailable(bank_client):
     """Not a test on another subject, and not a 500: the same 422 as a single question,
-    before any part is drawn (the session has seen nothing)."""
+    and a suggested topic makes a whole test."""
     response, body = await mock(bank_client, topic="a skill you want to learn", session_id="s-2")
     assert response.status_code == 422 and body["code"] == "topic_unavailable"
     suggested = [d["suggestion"] for d in body["details"]]
