@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from ielts_service.redis_config import parse_sentinels, redis_problem
+
 Provider = Literal["azure", "openai", "bank"]
 RedisMode = Literal["standalone", "cluster", "sentinel"]
 
@@ -94,6 +96,8 @@ class Settings(BaseModel):
     pool_max_items: int = Field(20, ge=1, le=200)  # widening stops here; past it, repeats
     local_pool_ttl_seconds: float = Field(2.0, ge=0, le=60)  # a worker's copy of a hot pool
     refill_timeout_seconds: float = Field(60.0, gt=0, le=600)  # a background refill's deadline
+    warm_on_start: bool = False  # fill every catalogue pool after start-up, once across instances
+    warm_concurrency: int = Field(4, ge=1, le=64)  # pools filled at once by a warm
     lock_lease_seconds: float = Field(5.0, gt=0, le=120)  # single-flight lease, renewed by its holder
     background_tasks_max: int = Field(16, ge=0, le=1000)  # refills running at once per worker
     ai_budget_rpm: int = Field(0, ge=0)  # model requests per minute for all instances; 0: no budget
@@ -118,15 +122,7 @@ class Settings(BaseModel):
     @field_validator("redis_sentinels", mode="before")
     @classmethod
     def _sentinels(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        found = []
-        for entry in (e.strip() for e in value.split(",") if e.strip()):
-            host, _, port = entry.rpartition(":")
-            if not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError("entries must be host:port, comma-separated")
-            found.append((host.strip("[]"), int(port)))
-        return tuple(found)
+        return parse_sentinels(value) if isinstance(value, str) else value
 
     @field_validator("redis_ca_file", "redis_cert_file", "redis_key_file")
     @classmethod
@@ -215,43 +211,6 @@ class Settings(BaseModel):
             password = urlsplit(self.redis_url.get_secret_value()).password
             values += [password, unquote(password)] if password else []
         return values
-
-
-def redis_problem(settings: Settings) -> str | None:
-    """What is wrong with the Redis settings taken together (the variable first), or None."""
-    mode, url = settings.redis_mode, settings.redis_url
-    tls_files = ("redis_ca_file", "redis_cert_file", "redis_key_file")
-    if url is None:
-        if mode != "standalone":
-            return f"REDIS_URL is required when REDIS_MODE={mode}"
-        unused = [n for n in ("redis_sentinels", "redis_sentinel_master", *tls_files)
-                  if getattr(settings, n)]
-        return f"{unused[0].upper()} is set but REDIS_URL is not" if unused else None
-    parts = urlsplit(url.get_secret_value())
-    schemes = ("redis", "rediss", "unix") if mode == "standalone" else ("redis", "rediss")
-    if parts.scheme not in schemes:
-        return f"REDIS_URL must start with {' or '.join(s + '://' for s in schemes)}"
-    try:
-        _ = parts.port  # a port that is not a number raises here
-    except ValueError:
-        return "REDIS_URL has a port that is not a number from 1 to 65535"
-    if mode == "cluster" and parts.path.strip("/") not in ("", "0"):
-        return "REDIS_URL names a database other than 0, and a cluster has only database 0"
-    if mode == "sentinel":
-        if not settings.redis_sentinels:
-            return "REDIS_SENTINELS is required when REDIS_MODE=sentinel"
-        if not settings.redis_sentinel_master:
-            return "REDIS_SENTINEL_MASTER is required when REDIS_MODE=sentinel"
-    elif settings.redis_sentinels or settings.redis_sentinel_master:
-        name = "REDIS_SENTINELS" if settings.redis_sentinels else "REDIS_SENTINEL_MASTER"
-        return f"{name} is only used when REDIS_MODE=sentinel"
-    if parts.scheme != "rediss" and (given := [n for n in tls_files if getattr(settings, n)]):
-        return f"{given[0].upper()} needs a rediss:// REDIS_URL (TLS)"
-    if settings.redis_cert_file and not settings.redis_key_file:
-        return "REDIS_KEY_FILE is required with REDIS_CERT_FILE"
-    if settings.redis_key_file and not settings.redis_cert_file:
-        return "REDIS_CERT_FILE is required with REDIS_KEY_FILE"
-    return None
 
 
 def _default_provider(values: Mapping[str, str]) -> str:

@@ -22,6 +22,7 @@ command lists the keyspace except the operator's purge (a SCAN of every master):
 | the model budget | `{budget}:requests`, `{budget}:tokens` (one script takes both) | `{budget}` |
 | one prompt version's item fingerprints | `prints:{F}` | `hash_tag(scope)` |
 | one session's seen items | `seen:{S}:<pool>` | `hash_tag(session)` |
+| a one-off claim (pools.once) | `once:<name>`: one key, one command | none needed |
 
 A new kind of key takes the tag of what it belongs to (a per-client quota: `client_tag`),
 so a script over it and its neighbours stays on one node.
