@@ -5,9 +5,10 @@ sentinel) it holds a single pattern subscription to every ready channel (PSUBSCR
 the holder PUBLISHes. On a cluster, a plain PUBLISH is copied to every node over the
 cluster bus; sharded pub/sub (Redis 7) keeps a message on the node that owns its channel's
 slot (the pool's, by its hash tag), so there the subscriber SSUBSCRIBEs to exactly the
-channels its waiters wait on, and the holder SPUBLISHes. Whenever no message can come
-(Redis down, a node failing over, a cluster whose servers lack sharded pub/sub) the
-waiters' own bounded poll finds the pool instead: a message only makes them faster.
+channels its waiters wait on, and the holder SPUBLISHes. A cluster older than Redis 7
+(asked once, `INFO server`) has no sharded pub/sub: there the pattern subscription and
+PUBLISH serve, broadcast. Whenever no message can come (Redis down, a node failing over)
+the waiters' own bounded poll finds the pool instead: a message only makes them faster.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ import contextlib
 from typing import Any
 
 import structlog
-from redis.exceptions import ResponseError
 
-from ielts_service.state.redis import SharedRedis
+from ielts_service.state.redis import SharedRedis, StoreError
 
 log = structlog.get_logger("ielts_service.flight")
 PREFIX = "ielts:v1:flight"
@@ -36,14 +36,13 @@ class Wakeups:
 
     def __init__(self, redis: SharedRedis) -> None:
         self._redis = redis
-        self._sharded = redis.cluster
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._wanted = asyncio.Event()  # sharded: a channel was added to `_waiting`
-        self.usable = True  # False once the servers refused sharded pub/sub: poll only
+        self.sharded_supported: bool | None = None  # cluster: known once a node has said
 
     def wait(self, channel: str) -> asyncio.Future[None]:
-        if self.usable and (self._listener is None or self._listener.done()):
+        if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen())
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(channel, []).append(future)
@@ -59,12 +58,26 @@ class Wakeups:
 
     async def publish(self, channel: str) -> None:
         """Announce that the pool behind `channel` landed (StoreError when Redis fails)."""
-        if not self._sharded:
-            await self._redis.run(lambda r: r.publish(channel, "1"),
-                                  event="flight_store_error", op="publish")
-        elif self.usable:
+        if await self._sharded():
             await self._redis.run(lambda r: r.spublish(channel, "1"),
                                   event="flight_store_error", op="publish")
+        else:
+            await self._redis.run(lambda r: r.publish(channel, "1"),
+                                  event="flight_store_error", op="publish")
+
+    async def _sharded(self) -> bool:
+        """Whether to use sharded pub/sub: on a cluster whose servers have it (Redis 7 and
+        later, asked once; StoreError while no node answers)."""
+        if not self._redis.cluster:
+            return False
+        if self.sharded_supported is None:
+            info = await self._redis.run(lambda r: r.info("server"),
+                                         event="flight_store_error", op="version")
+            major = str(info.get("redis_version", "0")).split(".")[0]
+            self.sharded_supported = major.isdigit() and int(major) >= 7
+            if not self.sharded_supported:
+                log.info("flight_wakeups_broadcast", reason="no sharded pub/sub before Redis 7")
+        return self.sharded_supported
 
     def _wake(self, channel: str) -> None:
         for future in self._waiting.pop(channel, []):
@@ -74,15 +87,14 @@ class Wakeups:
     async def _listen(self) -> None:
         while True:
             try:
+                sharded = await self._sharded()
                 async with self._redis.client.pubsub() as pubsub:
-                    if self._sharded:
+                    if sharded:
                         await self._sharded_messages(pubsub)
                     else:
                         await self._pattern_messages(pubsub)
-            except ResponseError as exc:  # e.g. a Redis 6 cluster: no SSUBSCRIBE
-                log.warning("flight_listener_unsupported", error=type(exc).__name__)
-                self.usable = False
-                return
+            except StoreError:
+                await asyncio.sleep(1.0)  # logged by SharedRedis; waiters poll meanwhile
             except self._redis.failures as exc:
                 log.warning("flight_listener_error", error=type(exc).__name__)
                 await asyncio.sleep(1.0)  # waiters poll meanwhile
