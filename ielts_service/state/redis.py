@@ -17,7 +17,7 @@ command lists the keyspace except the operator's purge (a SCAN of every master):
 
 | what | keys | tag |
 | --- | --- | --- |
-| one pool | `pool:{P}:<model>:<version>:p<part>`, its lease `flight:lock:{P}`, its ready channel `flight:ready:{P}` (sharded pub/sub on a cluster) | `pool_tag(...)` |
+| one pool | `pool:{P}:<model>:<version>:p<part>`, its lease `flight:lock:{P}`, its ready channel `flight:ready:{P}` (sharded pub/sub on a cluster) | `hash_tag` of its model, prompt version, part and topic (`pools.pool_key`) |
 | one client's limits (and, by the same rule, anything else per client) | `rl:{C}:<limit>` | `client_tag(client)` |
 | the model budget | `{budget}:requests`, `{budget}:tokens` (one script takes both) | `{budget}` |
 | one prompt version's item fingerprints | `prints:{F}` | `hash_tag(scope)` |
@@ -133,8 +133,9 @@ class _SharedTlsContext:
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         own = self.ssl_context
-        key = (own.keyfile, own.certfile, own.cert_reqs, own.ca_certs, own.ca_data,
-               own.ca_path, own.check_hostname, own.min_version, own.ciphers)
+        key = (own.keyfile, own.certfile, own.password, own.cert_reqs, own.ca_certs,
+               own.ca_data, own.ca_path, own.check_hostname, own.min_version, own.ciphers,
+               tuple(own.include_verify_flags or ()), tuple(own.exclude_verify_flags or ()))
         self.ssl_context = self._contexts.setdefault(key, own)
 
 
@@ -187,8 +188,10 @@ def _connect(settings: Settings) -> tuple[Client, list[Callable[[], Awaitable[ob
             sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout,
                              "retry": Retry(NoBackoff(), 0), "driver_info": DriverInfo(),
                              **ssl})
-        if tls:
+        if tls:  # every new master connection asks a sentinel first: both share contexts
             pool_options["connection_class"] = _SentinelTlsConnection
+            for asked in sentinel.sentinels:
+                asked.connection_pool.connection_class = _TlsConnection
         master = sentinel.master_for(
             settings.redis_sentinel_master, connection_pool_class=_SentinelPool,
             username=parsed.get("username"), password=parsed.get("password"),

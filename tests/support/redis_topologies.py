@@ -263,24 +263,45 @@ class Cluster(_Topology):
 
 class SentinelSet(_Topology):
     """One master, one replica and three sentinels watching them as `name`; a master
-    silent for `down_after_ms` is failed over to the replica."""
+    silent for `down_after_ms` is failed over to the replica. With `tls`, everything
+    (clients, replication, sentinels) speaks only TLS; with `password`, the master and
+    the replica want it (the sentinels want none, as usual)."""
 
-    def __init__(self, name: str = "ielts", down_after_ms: int = 1000) -> None:
+    def __init__(self, name: str = "ielts", down_after_ms: int = 1000, tls: bool = False,
+                 password: str | None = None) -> None:
         super().__init__()
         self.name, self.down_after_ms = name, down_after_ms
+        self.tls = Tls(self.root) if tls else None
+        self.password = password
+
+    def _listen(self, port: int) -> list[str]:
+        return self.tls.server_args(port, client_certs=False) if self.tls else [
+            "--port", str(port)]
 
     def start(self) -> SentinelSet:
         master_port, replica_port, *sentinel_ports = _ports(5)
-        self.master = Node(self.root, master_port, ["--port", str(master_port)]).start()
+        auth = ["--requirepass", self.password, "--masterauth", self.password] \
+            if self.password else []
+        client = self.tls.client_options() if self.tls else {}
+        self.master = Node(self.root, master_port, [*self._listen(master_port), *auth],
+                           client={**client, "password": self.password}).start()
         self.replica = Node(self.root, replica_port, [
-            "--port", str(replica_port), "--replicaof", "127.0.0.1", str(master_port)]).start()
-        self.sentinels = [Node(self.root, port, ["--sentinel"], conf="\n".join([
-            f"port {port}", "bind 127.0.0.1",
-            f"sentinel monitor {self.name} 127.0.0.1 {master_port} 2",
-            f"sentinel down-after-milliseconds {self.name} {self.down_after_ms}",
-            f"sentinel failover-timeout {self.name} 10000",
-            f"sentinel parallel-syncs {self.name} 1", ""])).start()
-            for port in sentinel_ports]
+            *self._listen(replica_port), *auth, "--replicaof", "127.0.0.1", str(master_port)],
+            client={**client, "password": self.password}).start()
+        tls_conf = [f"{arg.lstrip('-')} {value}" for arg, value in zip(
+            self._listen(0)[::2], self._listen(0)[1::2], strict=True)] if self.tls else []
+        self.sentinels = []
+        for port in sentinel_ports:
+            listen = [line.replace("tls-port 0", f"tls-port {port}") for line in tls_conf] \
+                if self.tls else [f"port {port}"]
+            self.sentinels.append(Node(self.root, port, ["--sentinel"], client=client,
+                                       conf="\n".join([
+                *listen, "bind 127.0.0.1",
+                f"sentinel monitor {self.name} 127.0.0.1 {master_port} 2",
+                *([f"sentinel auth-pass {self.name} {self.password}"] if self.password else []),
+                f"sentinel down-after-milliseconds {self.name} {self.down_after_ms}",
+                f"sentinel failover-timeout {self.name} 10000",
+                f"sentinel parallel-syncs {self.name} 1", ""])).start())
         self.nodes = [self.master, self.replica, *self.sentinels]
         self._wait_all_answer()
         _until(self.healthy, "sentinels that see the replica and each other")

@@ -53,6 +53,13 @@ def sentinel_set() -> Iterator[SentinelSet]:
 
 
 @pytest.fixture(scope="session")
+def sentinel_tls() -> Iterator[SentinelSet]:
+    """A Sentinel set that speaks only TLS, its master and replica with a password."""
+    with SentinelSet(tls=True, password="sentinel-pass-6a0c1f") as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
 def tls_redis() -> Iterator[TlsRedis]:
     with TlsRedis(PASSWORD, client_certs=True) as started:
         yield started
@@ -63,8 +70,11 @@ def cluster_env(cluster: Cluster) -> dict[str, str]:
 
 
 def sentinel_env(sentinels: SentinelSet) -> dict[str, str]:
-    return {"REDIS_URL": f"redis://{sentinels.name}/0", "REDIS_MODE": "sentinel",
-            "REDIS_SENTINELS": sentinels.addresses, "REDIS_SENTINEL_MASTER": sentinels.name}
+    scheme = "rediss" if sentinels.tls else "redis"
+    auth = f":{sentinels.password}@" if sentinels.password else ""
+    env = {"REDIS_URL": f"{scheme}://{auth}{sentinels.name}/0", "REDIS_MODE": "sentinel",
+           "REDIS_SENTINELS": sentinels.addresses, "REDIS_SENTINEL_MASTER": sentinels.name}
+    return {**env, "REDIS_CA_FILE": str(sentinels.tls.ca_file)} if sentinels.tls else env
 
 
 def tls_env(tls: TlsRedis) -> dict[str, str]:
@@ -80,7 +90,8 @@ def cluster_tls_env(cluster: Cluster) -> dict[str, str]:
 @pytest.fixture
 def store(request: pytest.FixtureRequest) -> dict[str, str]:
     """The service's Redis settings for the topology the test is parametrized with
-    (`standalone`, `cluster`, `cluster-tls`, `sentinel`, `tls`), on an empty store."""
+    (`standalone`, `cluster`, `cluster-tls`, `sentinel`, `sentinel-tls`, `tls`), on an
+    empty store."""
     topology = request.param
     if topology == "standalone":
         server: RedisServer = request.getfixturevalue("redis")
@@ -88,6 +99,7 @@ def store(request: pytest.FixtureRequest) -> dict[str, str]:
     fixture, env = {"cluster": ("cluster", cluster_env),
                     "cluster-tls": ("cluster_tls", cluster_tls_env),
                     "sentinel": ("sentinel_set", sentinel_env),
+                    "sentinel-tls": ("sentinel_tls", sentinel_env),
                     "tls": ("tls_redis", tls_env)}[topology]
     started = request.getfixturevalue(fixture)
     started.flush()

@@ -1,7 +1,7 @@
 """Single-flight, the model budget, client limits and pools on every topology: two app
 instances share one Redis deployment (one node, a cluster, a cluster over TLS with a
-password, a Sentinel-managed master, a TLS Redis with a password and client
-certificates), as instances behind a load balancer."""
+password, a Sentinel-managed master, the same over TLS with a password, a TLS Redis with
+a password and client certificates), as instances behind a load balancer."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ TOPICS = ["gardens", "rivers", "museums", "bridges", "markets", "islands", "cast
 TOKEN = "admin-token-for-topologies-4d1a"
 MATRIX = pytest.mark.topologies
 ALL = [pytest.param(t, marks=MATRIX)
-       for t in ("standalone", "cluster", "cluster-tls", "sentinel", "tls")]
+       for t in ("standalone", "cluster", "cluster-tls", "sentinel", "sentinel-tls", "tls")]
 
 
 async def ask(client, **payload):
@@ -55,12 +55,12 @@ async def test_the_model_budget_holds_across_two_instances(two, fake_model):
     # At 2 a minute the next request is 30 s away: further than the 10 s deadline.
     a, b = await two(AI_BUDGET_RPM="2", REQUEST_TIMEOUT_SECONDS="10")
     answers = [await ask(client, topic=topic) for client, topic in
-               ((a, "volcanoes"), (b, "glaciers"), (a, "a memorable journey"))]
+               ((a, "volcanoes"), (b, "glaciers"), (a, "a memorable trip"))]
     assert len(fake_model.requests) == 2
     assert [body["data"]["source"] for _, body in answers] == ["ai", "ai", "bank"]
 
 
-@pytest.mark.parametrize("store", [*ALL[:3], "sentinel", ALL[4]], indirect=True)
+@pytest.mark.parametrize("store", [*ALL[:3], "sentinel", *ALL[4:]], indirect=True)
 async def test_two_instances_share_one_client_limit(two):
     a, b = await two(RATE_LIMIT_PER_MINUTE="3")
     codes = [(await client.post(URL, json={"topic": "travel"})).status_code

@@ -55,8 +55,8 @@ async def holder_and_waiter(env: dict[str, str], sharded: bool | None) -> tuple[
 
 @pytest.mark.topologies
 @pytest.mark.parametrize(("store", "sharded"), [
-    ("standalone", None), ("cluster", None), ("cluster", False), ("sentinel", None),
-    ("tls", None)], indirect=["store"])
+    ("standalone", None), ("cluster", None), ("cluster", False), ("cluster-tls", None),
+    ("sentinel", None), ("sentinel-tls", None), ("tls", None)], indirect=["store"])
 async def test_a_waiter_is_woken_by_the_holders_message_not_its_poll(store, sharded):
     waited, value = await holder_and_waiter(store, sharded)
     assert value == "the pool" and waited < POLL / 2
