@@ -61,6 +61,14 @@ def sentinel_tls() -> Iterator[SentinelSet]:
 
 @pytest.fixture(scope="session")
 def tls_redis() -> Iterator[TlsRedis]:
+    """A Redis that speaks only TLS and wants a password: reached with its CA file."""
+    with TlsRedis(PASSWORD) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def mutual_tls_redis() -> Iterator[TlsRedis]:
+    """The same, refusing clients without a certificate its CA signed."""
     with TlsRedis(PASSWORD, client_certs=True) as started:
         yield started
 
@@ -78,8 +86,11 @@ def sentinel_env(sentinels: SentinelSet) -> dict[str, str]:
 
 
 def tls_env(tls: TlsRedis) -> dict[str, str]:
-    return {"REDIS_URL": tls.url, "REDIS_CA_FILE": str(tls.tls.ca_file),
-            "REDIS_CERT_FILE": str(tls.tls.cert_file), "REDIS_KEY_FILE": str(tls.tls.key_file)}
+    """The URL (with the password) and the CA file; the client pair when it wants one."""
+    env = {"REDIS_URL": tls.url, "REDIS_CA_FILE": str(tls.tls.ca_file)}
+    if tls.client_certs:
+        env.update(REDIS_CERT_FILE=str(tls.tls.cert_file), REDIS_KEY_FILE=str(tls.tls.key_file))
+    return env
 
 
 def cluster_tls_env(cluster: Cluster) -> dict[str, str]:
@@ -90,8 +101,8 @@ def cluster_tls_env(cluster: Cluster) -> dict[str, str]:
 @pytest.fixture
 def store(request: pytest.FixtureRequest) -> dict[str, str]:
     """The service's Redis settings for the topology the test is parametrized with
-    (`standalone`, `cluster`, `cluster-tls`, `sentinel`, `sentinel-tls`, `tls`), on an
-    empty store."""
+    (`standalone`, `cluster`, `cluster-tls`, `sentinel`, `sentinel-tls`, `tls`: TLS with a
+    password and a client certificate), on an empty store."""
     topology = request.param
     if topology == "standalone":
         server: RedisServer = request.getfixturevalue("redis")
@@ -100,7 +111,7 @@ def store(request: pytest.FixtureRequest) -> dict[str, str]:
                     "cluster-tls": ("cluster_tls", cluster_tls_env),
                     "sentinel": ("sentinel_set", sentinel_env),
                     "sentinel-tls": ("sentinel_tls", sentinel_env),
-                    "tls": ("tls_redis", tls_env)}[topology]
+                    "tls": ("mutual_tls_redis", tls_env)}[topology]
     started = request.getfixturevalue(fixture)
     started.flush()
     return env(started)

@@ -1,5 +1,6 @@
-"""A TLS Redis with a password, reached with its CA file and a client certificate: the
-service is ready on it, shares state through it, and its password shows up nowhere."""
+"""A TLS Redis with a password, reached with its CA file (and, when it asks, a client
+certificate): the service is ready on it, shares state through it, and its password
+shows up nowhere."""
 
 from __future__ import annotations
 
@@ -48,8 +49,8 @@ def test_a_wrong_password_is_a_down_cache_named_without_either_password(serve, f
 
 @pytest.mark.topologies
 def test_without_its_client_certificate_the_tls_redis_refuses_and_the_service_says_so(
-        serve, fake_model, tls_redis):
-    env = {"REDIS_URL": tls_redis.url, "REDIS_CA_FILE": str(tls_redis.tls.ca_file)}
+        serve, fake_model, mutual_tls_redis):
+    env = {"REDIS_URL": mutual_tls_redis.url, "REDIS_CA_FILE": str(mutual_tls_redis.tls.ca_file)}
     server = serve(**azure_env(fake_model, **env, LOG_FORMAT="json"))
     ready = httpx.get(server.url + "/health/ready", timeout=10)
     output = "\n".join(server.stop())
