@@ -1,9 +1,12 @@
 """`QuestionService`: one item for a topic and part, from a pool, the model or the bank.
 
-Order: the pool for (model, prompt version, part, topic) if one is cached; else one model
-call whose valid items become the pool; if the model cannot be reached, the bank's item
-for the same topic area (`degraded`), and only when there is none, `NoQuestion`. A
-session that has seen a whole pool gets the pool widened by another call, not a repeat.
+Order: the pool for (model, prompt version, part, topic) if one is cached (its items
+checked again: a store holds data, not trusted items); else one model call whose valid
+items become the pool; if the model cannot be reached, the bank's item for the same topic
+area (`degraded`), and only when there is none, `NoQuestion`. A session that has seen a
+whole pool gets the pool widened by another call, not a repeat.
+Who asks (`Asker`) bounds what it may cost: past its client's quota the bank answers
+(`degraded`) or `QuotaExhausted`; a `GET` gets pools or the bank, else `NotCached`.
 """
 
 from __future__ import annotations
@@ -20,22 +23,30 @@ from ielts_service.deadline import Deadline, DeadlineExceeded
 from ielts_service.llm.client import ModelClient
 from ielts_service.llm.errors import ContentFiltered, ModelUnavailable
 from ielts_service.observability.metrics import Metrics
+from ielts_service.questions.asker import OPERATOR, Asker, NotCached
 from ielts_service.questions.bank import Bank, BankTopic, pool_topic
 from ielts_service.questions.items import Item, item_id, to_data
 from ielts_service.questions.prompts import PromptSet, PromptStore
 from ielts_service.questions.readiness import check_dependencies
 from ielts_service.questions.topics import reject_avoided
-from ielts_service.questions.validators import Batch, Problem, fingerprint, parse_answer
+from ielts_service.questions.validators import (
+    Batch,
+    Problem,
+    accept_items,
+    fingerprint,
+    parse_answer,
+)
 from ielts_service.state.background import BackgroundTasks
 from ielts_service.state.flight import SingleFlight
 from ielts_service.state.pools import LocalPools, Pool, PoolStore, StoreError, pool_key
+from ielts_service.state.quota import Allowance, QuotaExhausted
 
 log = structlog.get_logger("ielts_service.questions")
 DEFAULT_RETRY_AFTER = 10
 
 
 class NoQuestion(Exception):
-    """Nothing to serve on this topic: the model is unreachable and the bank has no area."""
+    """Nothing to serve: the model is unreachable and the bank has no area for the topic."""
 
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"no question; retry after {retry_after} s")
@@ -50,12 +61,14 @@ class PoolSettings:
     max_items: int  # widening stops here; past it a session sees repeats
     refill_timeout: float  # a background refill's own deadline
     local_ttl: float  # how long a worker serves a hot pool without asking Redis
+    session_ttl: int  # how long a session's seen items are remembered
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PoolSettings:
         return cls(settings.pool_size, settings.pool_ttl_seconds, settings.pool_soft_ttl_seconds,
                    settings.pool_max_items, settings.refill_timeout_seconds,
-                   settings.local_pool_ttl_seconds if settings.redis_url else 0.0)
+                   settings.local_pool_ttl_seconds if settings.redis_url else 0.0,
+                   settings.session_ttl_seconds)
 
 
 class QuestionService:
@@ -63,14 +76,16 @@ class QuestionService:
 
     def __init__(self, *, store: PoolStore, bank: Bank, prompts: PromptStore,
                  model: ModelClient | None, pools: PoolSettings, metrics: Metrics,
-                 flight: SingleFlight, background: BackgroundTasks) -> None:
+                 flight: SingleFlight, background: BackgroundTasks,
+                 quota: Allowance | None = None) -> None:
         self.store, self.bank, self.prompts, self.model = store, bank, prompts, model
-        self.pools, self.metrics = pools, metrics
+        self.pools, self.metrics, self.quota = pools, metrics, quota
         self.flight, self.background = flight, background
         self.local = LocalPools(pools.local_ttl)
 
     async def question(
-        self, topic: str | None, part: int, session_id: str | None, deadline: Deadline
+        self, topic: str | None, part: int, session_id: str | None, deadline: Deadline,
+        asker: Asker = OPERATOR,
     ) -> dict[str, Any]:
         """The `data` of a /generate-question answer."""
         reject_avoided(topic)
@@ -80,78 +95,87 @@ class QuestionService:
         norm = pool_topic(self.bank, topic) if topic else self.bank.random_topic().name
         prompt = self.prompts.current[part]
         key = pool_key(part, norm, prompt.version, self.model.model)
-        pool = await self._cached(key)
+        pool = await self._cached(key, part)
         if pool is None:
-            return await self._cold(key, norm, prompt, session_id, deadline)
-        if pool.stale:
-            self.background.spawn(key, "refill", lambda: self._refill(key, norm, prompt))
+            if not asker.fresh:
+                return await self._fallback(norm, part, session_id, NotCached(norm))
+            return await self._cold(key, norm, prompt, session_id, deadline, asker)
+        if pool.stale and asker.fresh:
+            self.background.spawn(key, "refill", lambda: self._refill(key, norm, prompt, asker))
         seen = await self.store.seen(session_id, key) if session_id else set()
         unseen = [item for item in pool.items if item_id(part, item) not in seen]
-        if unseen or session_id is None or len(pool.items) >= self.pools.max_items:
-            if session_id is not None and len(unseen) <= 2:  # refill ahead of need
-                self.background.spawn(key, "widen", lambda: self._widen(key, norm, prompt))
+        if (unseen or session_id is None or len(pool.items) >= self.pools.max_items
+                or not asker.fresh):
+            if asker.fresh and session_id is not None and len(unseen) <= 2:  # ahead of need
+                self.background.spawn(key, "widen",
+                                      lambda: self._widen(key, norm, prompt, asker))
             return await self._serve(key, norm, prompt, unseen or pool.items, session_id, "cache")
         # This session has seen the whole pool: widen it now rather than repeat.
         try:
-            fresh = await self._widen(key, norm, prompt, deadline)
-        except (ContentFiltered, ModelUnavailable, DeadlineExceeded):
+            fresh = await self._widen(key, norm, prompt, asker, deadline)
+        except (ContentFiltered, ModelUnavailable, DeadlineExceeded, QuotaExhausted):
             fresh = []
         source = "ai" if fresh else "cache"
         return await self._serve(key, norm, prompt, fresh or pool.items, session_id, source)
 
     async def _cold(
-        self, key: str, topic: str, prompt: PromptSet, session_id: str | None, deadline: Deadline
+        self, key: str, topic: str, prompt: PromptSet, session_id: str | None, deadline: Deadline,
+        asker: Asker,
     ) -> dict[str, Any]:
-        """A miss: one model call for everyone missing this pool (single-flight)."""
+        """A miss: one model call for everyone missing this pool (single-flight). A client
+        past its quota is answered without joining (or starting) the call."""
 
         async def landed() -> list[Item] | None:
-            pool = await self._cached(key, count=False)
+            pool = await self._cached(key, prompt.part, count=False)
             return pool.items if pool else None
 
         async def produce() -> list[Item]:
-            return await self._generate(key, topic, prompt, Deadline(deadline.at), [])
+            return await self._generate(key, topic, prompt, Deadline(deadline.at), [], asker)
 
         try:
+            if (check := asker.admission(self.quota, spend=False)) is not None:
+                await check()
             items, produced = await self.flight.run(key, landed, produce, deadline)
-        except (ModelUnavailable, DeadlineExceeded) as exc:
+        except (ModelUnavailable, DeadlineExceeded, QuotaExhausted) as exc:
             return await self._fallback(topic, prompt.part, session_id, exc)
         return await self._serve(key, topic, prompt, items, session_id,
                                  "ai" if produced else "cache")
 
-    async def _refill(self, key: str, topic: str, prompt: PromptSet) -> None:
+    async def _refill(self, key: str, topic: str, prompt: PromptSet, asker: Asker) -> None:
         """Replace a stale pool; one refill at a time across every instance."""
 
         async def fresh() -> list[Item] | None:
-            pool = await self._cached(key, count=False)
+            pool = await self._cached(key, prompt.part, count=False)
             return pool.items if pool and not pool.stale else None
 
         async def produce() -> list[Item]:
-            return await self._generate(key, topic, prompt, self._refill_deadline(), [],
+            return await self._generate(key, topic, prompt, self._refill_deadline(), [], asker,
                                         replace=True)
 
         await self.flight.run(key, fresh, produce, self._refill_deadline())
 
-    async def _widen(self, key: str, topic: str, prompt: PromptSet,
+    async def _widen(self, key: str, topic: str, prompt: PromptSet, asker: Asker,
                      deadline: Deadline | None = None) -> list[Item]:
         """Add a call's new items to the pool (up to `max_items`); return the new ones."""
-        pool = await self._cached(key, count=False)
+        pool = await self._cached(key, prompt.part, count=False)
         if pool is None or len(pool.items) >= self.pools.max_items:
             return []
         return await self._generate(key, topic, prompt, deadline or self._refill_deadline(),
-                                    pool.items)
+                                    pool.items, asker)
 
     def _refill_deadline(self) -> Deadline:
         return Deadline.after(self.pools.refill_timeout)
 
     async def _generate(
         self, key: str, topic: str, prompt: PromptSet, deadline: Deadline, pool: list[Item],
-        *, replace: bool = False,
+        asker: Asker, *, replace: bool = False,
     ) -> list[Item]:
         """One model call; its new items join (or replace) the pool. Returns the new items."""
         assert self.model is not None
         call = prompt.call(topic, prompt.items or self.pools.size)
         batch: Batch = await self.model.generate(
-            call, lambda payload: parse_answer(prompt.part, payload, self._rejected), deadline)
+            call, lambda payload: parse_answer(prompt.part, payload, self._rejected), deadline,
+            asker.admission(self.quota))
         fresh = await self._claim(prompt, batch.items)
         if not fresh and not pool:
             fresh = batch.items  # all seen elsewhere: still better than nothing
@@ -180,7 +204,7 @@ class QuestionService:
         item = random.choice(items)
         if session_id is not None:
             await self.store.mark_seen(session_id, key, item_id(prompt.part, item),
-                                       self.pools.ttl_seconds)
+                                       self.pools.session_ttl)
         return to_data(prompt.part, topic, item, source=source, degraded=False,
                        prompt_version=prompt.version)
 
@@ -198,7 +222,7 @@ class QuestionService:
         item = random.choice([i for i in items if item_id(part, i) not in seen] or items)
         if session_id is not None:
             await self.store.mark_seen(session_id, key, item_id(part, item),
-                                       self.pools.ttl_seconds)
+                                       self.pools.session_ttl)
         return to_data(part, area.name, item, source="bank", degraded=degraded,
                        prompt_version=self.bank.version)
 
@@ -206,17 +230,20 @@ class QuestionService:
         self, topic: str, part: int, session_id: str | None, exc: Exception
     ) -> dict[str, Any]:
         area = self.bank.match(topic)
-        log.warning("ai_fallback", reason=str(exc) or type(exc).__name__,
-                    served="bank" if area else "nothing")
+        if not isinstance(exc, NotCached):  # a GET's answer from the bank is by design
+            log.warning("ai_fallback", reason=str(exc) or type(exc).__name__,
+                        served="bank" if area else "nothing")
         if area is not None:
-            return await self._serve_bank(area, part, session_id, degraded=True)
-        if isinstance(exc, DeadlineExceeded):
+            return await self._serve_bank(area, part, session_id,
+                                          degraded=not isinstance(exc, NotCached))
+        if isinstance(exc, DeadlineExceeded | QuotaExhausted | NotCached):
             raise exc
         raise NoQuestion(getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER)
 
-    async def _cached(self, key: str, *, count: bool = True) -> Pool | None:
-        """The pool under `key`. Counted lookups (a student's request) may be answered by
-        this worker's local copy; uncounted ones (single-flight, refills) ask the store."""
+    async def _cached(self, key: str, part: int, *, count: bool = True) -> Pool | None:
+        """The pool under `key`, its items checked again. Counted lookups (a student's
+        request) may be answered by this worker's local copy; uncounted ones
+        (single-flight, refills) ask the store."""
         if count and (pool := self.local.get(key)) is not None:
             self.metrics.cache_requests.labels("stale" if pool.stale else "hit").inc()
             return pool
@@ -225,13 +252,22 @@ class QuestionService:
         except StoreError:
             self.metrics.cache_requests.labels("error").inc()
             return None
-        pool = pool if pool and pool.items else None
+        pool = self._checked(part, pool) if pool else None
         if pool is not None:
             self.local.put(key, pool)
         if count:
             result = "miss" if pool is None else "stale" if pool.stale else "hit"
             self.metrics.cache_requests.labels(result).inc()
         return pool
+
+    def _checked(self, part: int, pool: Pool) -> Pool | None:
+        """The pool's items that pass the rules (None: not one does). A store holds what
+        anyone with its password wrote: a malformed item must cost a call, not a 500."""
+        items, rejected = accept_items(part, pool.items)
+        if rejected:
+            self._rejected(part, rejected)
+            log.warning("pool_items_rejected", rejected=len(rejected), kept=len(items))
+        return Pool(items, pool.fresh_until) if items else None
 
     async def _store(self, key: str, items: list[Item]) -> None:
         pool = Pool(items, time.time() + self.pools.soft_ttl_seconds)
