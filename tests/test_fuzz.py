@@ -49,7 +49,7 @@ def fuzz_app() -> Iterator[tuple[asyncio.AbstractEventLoop, Any]]:
     loop = asyncio.new_event_loop()
     app = create_app(load_settings({"PROMPTS_DIR": str(ROOT / "prompts"),
                                     "RATE_LIMIT_PER_MINUTE": "0",
-                                    "ADMIN_TOKEN": "fuzz-admin-token"}, env_file=None))
+                                    "ADMIN_TOKEN": "fuzz-admin-token-long-enough-to-start"}, env_file=None))
     context = app.test_app()
     loop.run_until_complete(context.__aenter__())
     yield loop, context.test_client()
@@ -87,7 +87,7 @@ def test_generated_payloads_never_cause_a_5xx(fuzz_app, payload, part_of_path):
        .map(lambda t: "/" + quote(t.lstrip("/"))),  # any text, as a client would send it
        content_type=st.sampled_from(CONTENT_TYPES), body=st.binary(max_size=300),
        request_id=st.text(max_size=80), auth=st.sampled_from(
-           ["", "Bearer fuzz-admin-token", "Bearer x", "Basic abc", "bearer"]),
+           ["", "Bearer fuzz-admin-token-long-enough-to-start", "Bearer x", "Basic abc", "bearer"]),
        query=st.dictionaries(st.sampled_from(["topic", "part", "session_id", "x"]),
                              st.text(max_size=20), max_size=3))
 def test_generated_requests_never_cause_a_5xx(fuzz_app, method, path, content_type, body,
