@@ -252,7 +252,8 @@ class QuestionService:
         except StoreError:
             self.metrics.cache_requests.labels("error").inc()
             return None
-        pool = self._checked(part, pool) if pool else None
+        if pool is not None and (self.store.backend != "memory" or not pool.items):
+            pool = self._checked(part, pool)  # what another process wrote: data, not items
         if pool is not None:
             self.local.put(key, pool)
         if count:
