@@ -53,6 +53,16 @@ def read_prompts(settings: Settings) -> PromptStore:
     return store
 
 
+def pool_settings(settings: Settings) -> PoolSettings:
+    """How pools grow and live; a worker keeps a local copy of hot pools only beside Redis
+    (alone, the in-process store is as fast)."""
+    return PoolSettings(settings.pool_size, settings.pool_ttl_seconds,
+                        settings.pool_soft_ttl_seconds, settings.pool_max_items,
+                        settings.refill_timeout_seconds,
+                        settings.local_pool_ttl_seconds if settings.redis_url else 0.0,
+                        settings.session_ttl_seconds)
+
+
 async def open_services(settings: Settings, metrics: Metrics) -> Services:
     redis = None
     if settings.redis_url is not None:
@@ -64,7 +74,7 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
     refused = metrics.generations_refused.labels("client_quota").inc
     questions = QuestionService(
         store=store, bank=Bank.load(), prompts=prompts, model=model,
-        pools=PoolSettings.from_settings(settings), metrics=metrics,
+        pools=pool_settings(settings), metrics=metrics,
         flight=SingleFlight(redis, settings.lock_lease_seconds),
         background=BackgroundTasks(settings.background_tasks_max),
         quota=Allowance("gen", settings.generations_per_client_per_hour, HOUR, redis, refused),

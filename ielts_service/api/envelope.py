@@ -19,9 +19,8 @@ from werkzeug.exceptions import HTTPException
 from ielts_service.deadline import DeadlineExceeded
 from ielts_service.errors import BY_STATUS, CODES, APIError
 from ielts_service.llm.errors import ContentFiltered
-from ielts_service.questions.asker import NotCached
 from ielts_service.questions.prompts import PromptError
-from ielts_service.questions.service import NoQuestion
+from ielts_service.questions.service import NoQuestion, NotCached
 from ielts_service.questions.topics import TopicRejected
 from ielts_service.state.quota import QuotaExhausted
 from ielts_service.state.redis import StoreError

@@ -8,9 +8,9 @@ from ielts_service.api.envelope import success
 from ielts_service.guards.clients import client_key
 from ielts_service.guards.schemas import MockTestRequest, QuestionRequest
 from ielts_service.guards.validation import payload
-from ielts_service.questions.asker import Asker
 from ielts_service.questions.mock_test import mock_test as build_mock_test
 from ielts_service.services import services
+from ielts_service.state.quota import Payer
 
 blueprint = Blueprint("questions", __name__)
 
@@ -24,9 +24,9 @@ async def generate_question() -> tuple[Response, int]:
     a model call: a GET (a link, or an image on any web page) is answered from pools or the
     bank."""
     body: QuestionRequest = g.payload
-    asker = Asker(await client_key(), fresh=request.method == "POST")
+    payer = Payer(await client_key(), fresh=request.method == "POST")
     data = await services().questions.question(body.topic, body.part, body.session_id,
-                                               g.deadline, asker)
+                                               g.deadline, payer)
     return success(data)
 
 
@@ -36,5 +36,5 @@ async def mock_test() -> tuple[Response, int]:
     """Part 1 on three topics, a Part 2 card, and Part 3 linked to the card."""
     body: MockTestRequest = g.payload
     data = await build_mock_test(services().questions, body.topic, body.session_id, g.deadline,
-                                 Asker(await client_key()))
+                                 Payer(await client_key()))
     return success(data)

@@ -4,9 +4,9 @@ Order: the pool for (model, prompt version, part, topic) if one is cached (its i
 checked again: a store holds data, not trusted items); else one model call whose valid
 items become the pool; if the model cannot be reached, the bank's item for the same topic
 area (`degraded`), and only when there is none, `NoQuestion`. A session that has seen a
-whole pool gets the pool widened by another call, not a repeat.
-Who asks (`Asker`) bounds what it may cost: past its client's quota the bank answers
-(`degraded`) or `QuotaExhausted`; a `GET` gets pools or the bank, else `NotCached`.
+whole pool gets the pool widened by another call, not a repeat. Every model attempt a
+request causes (and the refills it starts) is charged to its `Payer`'s quota: past it the
+bank answers (`degraded`), else `QuotaExhausted`; a GET gets pools or the bank only.
 """
 
 from __future__ import annotations
@@ -18,39 +18,24 @@ from typing import Any
 
 import structlog
 
-from ielts_service.config import Settings
 from ielts_service.deadline import Deadline, DeadlineExceeded
 from ielts_service.llm.client import ModelClient
 from ielts_service.llm.errors import ContentFiltered, ModelUnavailable
 from ielts_service.observability.metrics import Metrics
-from ielts_service.questions.asker import OPERATOR, Asker, NotCached
+from ielts_service.observability.timing import waiting
 from ielts_service.questions.bank import Bank, BankTopic, pool_topic
 from ielts_service.questions.items import Item, item_id, to_data
 from ielts_service.questions.prompts import PromptSet, PromptStore
 from ielts_service.questions.readiness import check_dependencies
 from ielts_service.questions.topics import reject_avoided
-from ielts_service.questions.validators import (
-    Batch,
-    Problem,
-    accept_items,
-    fingerprint,
-    parse_answer,
-)
+from ielts_service.questions.validators import Problem, accept_items, fingerprint, parse_answer
 from ielts_service.state.background import BackgroundTasks
 from ielts_service.state.flight import SingleFlight
 from ielts_service.state.pools import LocalPools, Pool, PoolStore, StoreError, pool_key
-from ielts_service.state.quota import Allowance, QuotaExhausted
+from ielts_service.state.quota import OPERATOR, Allowance, Payer, QuotaExhausted
 
 log = structlog.get_logger("ielts_service.questions")
 DEFAULT_RETRY_AFTER = 10
-
-
-class NoQuestion(Exception):
-    """Nothing to serve: the model is unreachable and the bank has no area for the topic."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"no question; retry after {retry_after} s")
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -63,12 +48,17 @@ class PoolSettings:
     local_ttl: float  # how long a worker serves a hot pool without asking Redis
     session_ttl: int  # how long a session's seen items are remembered
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PoolSettings:
-        return cls(settings.pool_size, settings.pool_ttl_seconds, settings.pool_soft_ttl_seconds,
-                   settings.pool_max_items, settings.refill_timeout_seconds,
-                   settings.local_pool_ttl_seconds if settings.redis_url else 0.0,
-                   settings.session_ttl_seconds)
+
+class NoQuestion(Exception):
+    """Nothing to serve: the model is unreachable and the bank has no area for the topic."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"no question; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class NotCached(Exception):
+    """A request that may not call the model found no pool, and the bank has no area."""
 
 
 class QuestionService:
@@ -85,7 +75,7 @@ class QuestionService:
 
     async def question(
         self, topic: str | None, part: int, session_id: str | None, deadline: Deadline,
-        asker: Asker = OPERATOR,
+        payer: Payer = OPERATOR,
     ) -> dict[str, Any]:
         """The `data` of a /generate-question answer."""
         reject_avoided(topic)
@@ -97,22 +87,24 @@ class QuestionService:
         key = pool_key(part, norm, prompt.version, self.model.model)
         pool = await self._cached(key, part)
         if pool is None:
-            if not asker.fresh:
+            if not payer.fresh:
                 return await self._fallback(norm, part, session_id, NotCached(norm))
-            return await self._cold(key, norm, prompt, session_id, deadline, asker)
-        if pool.stale and asker.fresh:
-            self.background.spawn(key, "refill", lambda: self._refill(key, norm, prompt, asker))
-        seen = await self.store.seen(session_id, key) if session_id else set()
+            return await self._cold(key, norm, prompt, session_id, deadline, payer)
+        if pool.stale and payer.fresh:
+            self.background.spawn(key, "refill", lambda: self._refill(key, norm, prompt, payer))
+        with waiting("cache"):
+            seen = await self.store.seen(session_id, key) if session_id else set()
         unseen = [item for item in pool.items if item_id(part, item) not in seen]
         if (unseen or session_id is None or len(pool.items) >= self.pools.max_items
-                or not asker.fresh):
-            if asker.fresh and session_id is not None and len(unseen) <= 2:  # ahead of need
+                or not payer.fresh):
+            if payer.fresh and session_id is not None and len(unseen) <= 2:  # ahead of need
                 self.background.spawn(key, "widen",
-                                      lambda: self._widen(key, norm, prompt, asker))
+                                      lambda: self._widen(key, norm, prompt, payer))
             return await self._serve(key, norm, prompt, unseen or pool.items, session_id, "cache")
         # This session has seen the whole pool: widen it now rather than repeat.
         try:
-            fresh = await self._widen(key, norm, prompt, asker, deadline)
+            with waiting("model"):
+                fresh = await self._widen(key, norm, prompt, payer, deadline)
         except (ContentFiltered, ModelUnavailable, DeadlineExceeded, QuotaExhausted):
             fresh = []
         source = "ai" if fresh else "cache"
@@ -120,7 +112,7 @@ class QuestionService:
 
     async def _cold(
         self, key: str, topic: str, prompt: PromptSet, session_id: str | None, deadline: Deadline,
-        asker: Asker,
+        payer: Payer,
     ) -> dict[str, Any]:
         """A miss: one model call for everyone missing this pool (single-flight). A client
         past its quota is answered without joining (or starting) the call."""
@@ -130,52 +122,70 @@ class QuestionService:
             return pool.items if pool else None
 
         async def produce() -> list[Item]:
-            return await self._generate(key, topic, prompt, Deadline(deadline.at), [], asker)
+            return await self._generate(key, topic, prompt, Deadline(deadline.at), [], payer)
 
         try:
-            if (check := asker.admission(self.quota, spend=False)) is not None:
+            if (check := payer.admission(self.quota, spend=False)) is not None:
                 await check()
-            items, produced = await self.flight.run(key, landed, produce, deadline)
+            with waiting("model"):  # also when another request's call is the one we wait on
+                items, produced = await self.flight.run(key, landed, produce, deadline)
         except (ModelUnavailable, DeadlineExceeded, QuotaExhausted) as exc:
             return await self._fallback(topic, prompt.part, session_id, exc)
         return await self._serve(key, topic, prompt, items, session_id,
                                  "ai" if produced else "cache")
 
-    async def _refill(self, key: str, topic: str, prompt: PromptSet, asker: Asker) -> None:
-        """Replace a stale pool; one refill at a time across every instance."""
+    async def _refill(self, key: str, topic: str, prompt: PromptSet, payer: Payer,
+                      deadline: Deadline | None = None) -> None:
+        """Replace a missing or stale pool; one refill at a time across every instance."""
 
         async def fresh() -> list[Item] | None:
             pool = await self._cached(key, prompt.part, count=False)
             return pool.items if pool and not pool.stale else None
 
         async def produce() -> list[Item]:
-            return await self._generate(key, topic, prompt, self._refill_deadline(), [], asker,
-                                        replace=True)
+            return await self._generate(key, topic, prompt, deadline or self._refill_deadline(),
+                                        [], payer, replace=True)
 
-        await self.flight.run(key, fresh, produce, self._refill_deadline())
+        await self.flight.run(key, fresh, produce, deadline or self._refill_deadline())
 
-    async def _widen(self, key: str, topic: str, prompt: PromptSet, asker: Asker,
+    async def fill(self, topic: str, part: int, deadline: Deadline) -> str:
+        """Have the pool of (topic, part) cached and fresh ahead of students: `cached` when
+        it was, `filled` when a model call (ours or another worker's) filled it, `failed`."""
+        assert self.model is not None
+        norm = pool_topic(self.bank, topic)
+        prompt = self.prompts.current[part]
+        key = pool_key(part, norm, prompt.version, self.model.model)
+        pool = await self._cached(key, part, count=False)
+        if pool is not None and not pool.stale:
+            return "cached"
+        try:
+            await self._refill(key, norm, prompt, OPERATOR, deadline)
+        except (ContentFiltered, ModelUnavailable, DeadlineExceeded):
+            return "failed"
+        return "filled"
+
+    async def _widen(self, key: str, topic: str, prompt: PromptSet, payer: Payer,
                      deadline: Deadline | None = None) -> list[Item]:
         """Add a call's new items to the pool (up to `max_items`); return the new ones."""
         pool = await self._cached(key, prompt.part, count=False)
         if pool is None or len(pool.items) >= self.pools.max_items:
             return []
         return await self._generate(key, topic, prompt, deadline or self._refill_deadline(),
-                                    pool.items, asker)
+                                    pool.items, payer)
 
     def _refill_deadline(self) -> Deadline:
         return Deadline.after(self.pools.refill_timeout)
 
     async def _generate(
         self, key: str, topic: str, prompt: PromptSet, deadline: Deadline, pool: list[Item],
-        asker: Asker, *, replace: bool = False,
+        payer: Payer, *, replace: bool = False,
     ) -> list[Item]:
         """One model call; its new items join (or replace) the pool. Returns the new items."""
         assert self.model is not None
         call = prompt.call(topic, prompt.items or self.pools.size)
-        batch: Batch = await self.model.generate(
+        batch = await self.model.generate(
             call, lambda payload: parse_answer(prompt.part, payload, self._rejected), deadline,
-            asker.admission(self.quota))
+            payer.admission(self.quota))
         fresh = await self._claim(prompt, batch.items)
         if not fresh and not pool:
             fresh = batch.items  # all seen elsewhere: still better than nothing
@@ -203,8 +213,9 @@ class QuestionService:
     ) -> dict[str, Any]:
         item = random.choice(items)
         if session_id is not None:
-            await self.store.mark_seen(session_id, key, item_id(prompt.part, item),
-                                       self.pools.session_ttl)
+            with waiting("cache"):
+                await self.store.mark_seen(session_id, key, item_id(prompt.part, item),
+                                           self.pools.session_ttl)
         return to_data(prompt.part, topic, item, source=source, degraded=False,
                        prompt_version=prompt.version)
 
@@ -248,27 +259,22 @@ class QuestionService:
             self.metrics.cache_requests.labels("stale" if pool.stale else "hit").inc()
             return pool
         try:
-            pool = await self.store.get(key)
+            with waiting("cache"):
+                pool = await self.store.get(key)
         except StoreError:
             self.metrics.cache_requests.labels("error").inc()
             return None
         if pool is not None and (self.store.backend != "memory" or not pool.items):
-            pool = self._checked(part, pool)  # what another process wrote: data, not items
+            # What another process wrote is data, not items: a bad item costs a call, not a 500.
+            items, rejected = accept_items(part, pool.items)
+            self._rejected(part, rejected)
+            pool = Pool(items, pool.fresh_until) if items else None
         if pool is not None:
             self.local.put(key, pool)
         if count:
             result = "miss" if pool is None else "stale" if pool.stale else "hit"
             self.metrics.cache_requests.labels(result).inc()
         return pool
-
-    def _checked(self, part: int, pool: Pool) -> Pool | None:
-        """The pool's items that pass the rules (None: not one does). A store holds what
-        anyone with its password wrote: a malformed item must cost a call, not a 500."""
-        items, rejected = accept_items(part, pool.items)
-        if rejected:
-            self._rejected(part, rejected)
-            log.warning("pool_items_rejected", rejected=len(rejected), kept=len(items))
-        return Pool(items, pool.fresh_until) if items else None
 
     async def _store(self, key: str, items: list[Item]) -> None:
         pool = Pool(items, time.time() + self.pools.soft_ttl_seconds)

@@ -104,6 +104,7 @@ class PoolStore(Protocol):
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None: ...
     async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]: ...
     async def purge(self) -> int: ...
+    async def once(self, name: str, ttl: int) -> bool: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -168,6 +169,17 @@ class RedisPoolStore:
 
         return await self._redis.run(unlink_all, event="cache_error", op="purge")
 
+    async def once(self, name: str, ttl: int) -> bool:
+        """True for the first caller of `name` within `ttl` seconds, across every instance;
+        False to the others, and when Redis cannot say."""
+        try:
+            won = await self._redis.run(
+                lambda r: r.set(f"{KEY_PREFIX}:once:{name}", "1", nx=True, ex=ttl),
+                event="cache_error", op="once")
+        except StoreError:
+            return False
+        return bool(won)
+
     async def ping(self) -> None:
         """A real round trip even while the gate is closed: readiness sees recovery."""
         await self._redis.run(lambda r: r.ping(), event="cache_error", op="ping", gated=False)
@@ -209,6 +221,7 @@ class MemoryPoolStore:
         self._pools: TtlCache[Pool] = TtlCache(max_pools)
         self._seen: TtlCache[tuple[float, set[str]]] = TtlCache(max_sessions)
         self._prints: TtlCache[dict[str, None]] = TtlCache(64)  # one per model and prompt
+        self._once: TtlCache[bool] = TtlCache(64)
 
     def __repr__(self) -> str:
         return f"MemoryPoolStore(pools={len(self._pools)}, sessions={len(self._seen)})"
@@ -243,9 +256,16 @@ class MemoryPoolStore:
         self._prints.clear()
         return purged
 
+    async def once(self, name: str, ttl: int) -> bool:
+        key = f"{KEY_PREFIX}:once:{name}"
+        if self._once.get(key) is not None:
+            return False
+        self._once.put(key, True, ttl)
+        return True
+
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
-        for cache in (self._pools, self._seen, self._prints):
+        for cache in (self._pools, self._seen, self._prints, self._once):
             cache.clear()

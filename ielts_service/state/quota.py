@@ -2,7 +2,7 @@
 worker and instance through Redis.
 
 The generation quota (fresh model calls per hour) and the failed-authentication limit are
-both one `Allowance`. Each is a GCRA on one key per client, `ielts:v1:{c:<client>}:<name>`:
+both one `Allowance`; a `Payer` says whom a request's model calls are charged to. Each is a GCRA on one key per client, `ielts:v1:{c:<client>}:<name>`:
 the hash tag keeps everything of one client in one cluster slot, and the key expires once
 its theoretical arrival time has passed. A full allowance lets `count` through at once,
 then one every `period / count` seconds. Without Redis, or while it fails, each process
@@ -11,9 +11,11 @@ keeps its own (bounded) table.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from redis.commands.core import AsyncScript
 
@@ -120,3 +122,24 @@ class Allowance:
         if record:
             self._local[client] = tat + self._interval_ms
         return 0.0
+
+
+@dataclass(frozen=True)
+class Payer:
+    """Whom a request's model calls are charged to: `client`, its key for the quota (None:
+    the operator's own tools, which no quota limits); `fresh` False for a request that
+    must not cause a model call at all (a GET: any web page can make a browser send one)."""
+
+    client: str | None = None
+    fresh: bool = True
+
+    def admission(self, quota: Allowance | None, *,
+                  spend: bool = True) -> Callable[[], Awaitable[None]] | None:
+        """What runs before each model attempt: one from the client's quota (or, not
+        spending, a check that one is left), raising QuotaExhausted; None: no quota."""
+        if quota is None or self.client is None or not quota.enabled:
+            return None
+        return functools.partial(quota.spend if spend else quota.require, self.client)
+
+
+OPERATOR = Payer()
