@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 def nonsense(n: int) -> str:
     """A new topic no bank area covers: past the quota there is nothing to fall back on."""
     topic = f"zorblaxian quidnunc {n}"
-    assert Bank.load().match(topic) is None
+    assert all(Bank.load().items_for(topic, part) is None for part in (1, 2, 3))
     return topic
 
 
@@ -98,10 +98,9 @@ def test_an_ipv6_client_counts_by_its_64_through_a_trusted_proxy(serve, fake_mod
 
 def test_get_with_new_topics_never_calls_the_model(serve, fake_model, redis):
     server = serve(**azure_env(fake_model, REDIS_URL=redis.url, RATE_LIMIT_PER_MINUTE="0"))
-    # Ten topics no bank area covers, ten the bank knows in words no pool was made for.
-    known = ["a memorable journey by train", "my favourite kind of music", "cooking at home",
-             "a sport I play", "reading novels", "the weather today", "shopping online",
-             "old friends", "a film I watched", "a park near my home"]
+    # Ten topics the bank has nothing on, ten it has (no pool holds any of them yet).
+    known = ["travel", "music", "Cooking", "sports", "books", "weather", "shopping", "friends",
+             "films", "parks"]
     topics = [nonsense(n) for n in range(10)] + known
     answers = [httpx.get(server.url + URL, params={"topic": t, "part": 2}, timeout=60)
                for t in topics]
