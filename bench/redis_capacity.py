@@ -27,7 +27,7 @@ from bench.redis_ops import count
 from ielts_service.llm.budget import _TAKE
 from ielts_service.observability.logging import configure_logging
 from ielts_service.state.flight import _RELEASE
-from ielts_service.state.pools import _ADD
+from ielts_service.state.pools import _CLAIM, _MARK_SEEN, PRINTS_MAX
 from ielts_service.state.rate_store import _GCRA
 from tests.support.redis_server import RedisServer, ensure_redis_server_binary
 
@@ -45,14 +45,15 @@ COMMANDS: dict[str, list[str]] = {
     "pool miss (GET)": ["GET", f"ielts:v1:pool:{{{RAND}}}:cold"],
     "lease (SET NX PX)": ["SET", f"ielts:v1:flight:lock:{{{RAND}}}", "token", "NX", "PX",
                           "5000"],
-    "fingerprints (script, 5 members)": ["EVALSHA", "ADD", "1", f"ielts:v1:prints:{{{RAND}}}",
-                                         "86400", *(f"print-{n}-{RAND}" for n in range(5))],
+    "fingerprints (script, 5 members)": ["EVALSHA", "CLAIM", "1", f"ielts:v1:fp:{{{RAND}}}",
+                                         "1790000000.5", str(PRINTS_MAX), "86400",
+                                         *(f"print-{n}-{RAND}" for n in range(5))],
     "pool write (SET EX, 3 KB)": ["SET", f"ielts:v1:pool:{{{RAND}}}:w", POOL, "EX", "86400"],
     "wake-up (PUBLISH)": ["PUBLISH", f"ielts:v1:flight:ready:{{{RAND}}}", "1"],
     "lease release (EVAL)": ["EVAL", _RELEASE, "1", f"ielts:v1:flight:lock:{{{RAND}}}", "t"],
     "seen read (SMEMBERS)": ["SMEMBERS", "ielts:v1:seen:{s}:pool"],
-    "seen write (script, 1 member)": ["EVALSHA", "ADD", "1", f"ielts:v1:seen:{{{RAND}}}:p",
-                                      "86400", "item"],
+    "seen write (script, 1 member)": ["EVALSHA", "MARK", "1", f"ielts:v1:seen:{{{RAND}}}:p",
+                                      "item", "86400"],
     "model budget (script)": ["EVALSHA", "TAKE", "2", "ielts:v1:{budget}:requests",
                               "ielts:v1:{budget}:tokens", "600", "100000", "1", "1600"],
 }
@@ -69,7 +70,7 @@ MIXES: dict[str, dict[str, float]] = {
                               "pool write (SET EX, 3 KB)": 1, "wake-up (PUBLISH)": 1,
                               "lease release (EVAL)": 1},
 }
-SCRIPTS = {"GCRA": _GCRA, "ADD": _ADD, "TAKE": _TAKE}
+SCRIPTS = {"GCRA": _GCRA, "CLAIM": _CLAIM, "MARK": _MARK_SEEN, "TAKE": _TAKE}
 
 
 def benchmark(port: int, requests: int = 100_000, clients: int = 50) -> dict[str, float]:

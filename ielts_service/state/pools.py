@@ -5,6 +5,11 @@ process when `REDIS_URL` is unset. The stores absorb their own failures: a write
 fails is logged and dropped, a failed `seen` is empty, a failed `claim` claims everything.
 Only `get` (a miss the caller counts as `error`), `purge` and `ping` raise `StoreError`,
 so a cache outage costs model calls, never a failed question.
+
+Everything is bounded: every key expires; a session's seen items expire `ttl` seconds after
+its first visit to a pool, however often it comes back; the fingerprints of a prompt scope
+keep only the newest `PRINTS_MAX`. What a store hands back is data, not trusted items:
+the questions room validates pools again before serving them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ __all__ = ["LocalPools", "MemoryPoolStore", "Pool", "PoolStore", "RedisPoolStore
 from ielts_service.state.ttl import TtlCache
 
 KEY_PREFIX = "ielts:v1"
+PRINTS_MAX = 20_000  # fingerprints kept per model and prompt version (~2 MB)
 Item = dict[str, Any]  # a pool holds JSON objects; what they mean is the questions room's
 
 
@@ -57,7 +63,29 @@ def pool_key(part: int, topic: str, prompt_version: str, model: str) -> str:
 
 
 def _prints_key(scope: str) -> str:
-    return f"{KEY_PREFIX}:prints:{hash_tag('prints', scope)}"
+    # A sorted set by claim time (it was a plain set, which nothing bounded: a new name).
+    return f"{KEY_PREFIX}:fp:{hash_tag('prints', scope)}"
+
+
+# Scripts, not MULTI, for every multi-command update: redis-py's cluster client runs each
+# command of a MULTI in a thread of its own (see the README's decisions).
+# KEYS[1]: a session's seen set. ARGV: item id, TTL (s). The TTL is set once, on creation.
+_MARK_SEEN = """
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+"""
+# KEYS[1]: a scope's fingerprints. ARGV: now, most kept, TTL (s), the fingerprints.
+# Returns the fingerprints that were new; the oldest beyond the most kept are dropped.
+_CLAIM = """
+local new = {}
+for i = 4, #ARGV do
+  if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[i]) == 1 then new[#new + 1] = ARGV[i] end
+end
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
+if over > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return new
+"""
 
 
 def _seen_key(session_id: str, key: str) -> str:
@@ -83,17 +111,6 @@ class PoolStore(Protocol):
     async def close(self) -> None: ...
 
 
-# KEYS[1]: a set. ARGV: its TTL in seconds, then members. Adds each member and sets the
-# TTL in one atomic step; returns 1 per member that was new. A script rather than a
-# MULTI: redis-py's cluster client runs each command of a MULTI in a thread of its own.
-_ADD = """
-local added = {}
-for i = 2, #ARGV do added[i - 1] = redis.call('SADD', KEYS[1], ARGV[i]) end
-redis.call('EXPIRE', KEYS[1], ARGV[1])
-return added
-"""
-
-
 class RedisPoolStore:
     """Pools as JSON strings with a TTL; a session's seen items as a set beside them."""
 
@@ -101,7 +118,8 @@ class RedisPoolStore:
 
     def __init__(self, redis: SharedRedis) -> None:
         self._redis = redis
-        self._add = redis.client.register_script(_ADD)
+        self._mark = redis.client.register_script(_MARK_SEEN)  # EVALSHA: the text once
+        self._claim = redis.client.register_script(_CLAIM)
 
     def __repr__(self) -> str:
         return f"RedisPoolStore({self._redis!r})"
@@ -127,21 +145,22 @@ class RedisPoolStore:
         return {_text(member) for member in members}
 
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None:
-        add, name = self._add, _seen_key(session_id, key)
+        mark, name = self._mark, _seen_key(session_id, key)
         with contextlib.suppress(StoreError):  # logged; a repeat is possible later
-            await self._redis.run(lambda _: add(keys=[name], args=[ttl, item_id]),
+            await self._redis.run(lambda _: mark(keys=[name], args=[item_id, ttl]),
                                   event="cache_error", op="mark_seen")
 
     async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]:
         """The fingerprints no pool of `scope` held yet (now recorded), atomically each;
         all of them when Redis fails (a duplicate beats an empty pool)."""
-        add, name = self._add, _prints_key(scope)
+        claim, name = self._claim, _prints_key(scope)
         try:
-            added = await self._redis.run(lambda _: add(keys=[name], args=[ttl, *prints]),
-                                          event="cache_error", op="claim")
+            new = await self._redis.run(
+                lambda _: claim(keys=[name], args=[time.time(), PRINTS_MAX, ttl, *prints]),
+                event="cache_error", op="claim")
         except StoreError:
             return set(prints)
-        return {p for p, new in zip(prints, added, strict=False) if new}
+        return {_text(p) for p in new}
 
     async def purge(self) -> int:
         """Every pool and fingerprint set: a SCAN of the one node, or of every master of a
@@ -151,7 +170,7 @@ class RedisPoolStore:
             purged = 0
             async for key in r.scan_iter(match=f"{KEY_PREFIX}:pool:*", count=500):
                 purged += await r.unlink(key)
-            async for key in r.scan_iter(match=f"{KEY_PREFIX}:prints:*", count=500):
+            async for key in r.scan_iter(match=f"{KEY_PREFIX}:fp:*", count=500):
                 await r.unlink(key)
             return purged
 
@@ -199,54 +218,61 @@ class LocalPools:
 
 
 class MemoryPoolStore:
-    """The same behaviour in one process, bounded so it cannot grow without limit."""
+    """The same behaviour in one process, bounded so it cannot grow without limit: pools,
+    sessions and fingerprints in caches of their own, so a flood of new session ids can
+    push out other sessions, never a pool."""
 
     backend = "memory"
 
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self._cache: TtlCache[object] = TtlCache(max_entries)
+    def __init__(self, max_pools: int = 2_000, max_sessions: int = 50_000) -> None:
+        self._pools: TtlCache[Pool] = TtlCache(max_pools)
+        self._seen: TtlCache[tuple[float, set[str]]] = TtlCache(max_sessions)
+        self._prints: TtlCache[dict[str, None]] = TtlCache(64)  # one per model and prompt
+        self._once: TtlCache[bool] = TtlCache(64)
 
     def __repr__(self) -> str:
-        return f"MemoryPoolStore(entries={len(self._cache)})"
+        return f"MemoryPoolStore(pools={len(self._pools)}, sessions={len(self._seen)})"
 
     async def get(self, key: str) -> Pool | None:
-        value = self._cache.get(key)
-        return value if isinstance(value, Pool) else None
+        return self._pools.get(key)
 
     async def put(self, key: str, pool: Pool, ttl: int) -> None:
-        self._cache.put(key, pool, ttl)
+        self._pools.put(key, pool, ttl)
 
     async def seen(self, session_id: str, key: str) -> set[str]:
-        value = self._cache.get(_seen_key(session_id, key))
-        return set(value) if isinstance(value, set) else set()
+        entry = self._seen.get(_seen_key(session_id, key))
+        return set(entry[1]) if entry else set()
 
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None:
-        seen = await self.seen(session_id, key)
-        self._cache.put(_seen_key(session_id, key), seen | {item_id}, ttl)
+        name, now = _seen_key(session_id, key), time.monotonic()
+        until, seen = self._seen.get(name) or (now + ttl, set())
+        self._seen.put(name, (until, seen | {item_id}), until - now)  # the first visit's TTL
 
     async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]:
-        held = self._cache.get(_prints_key(scope))
-        held = set(held) if isinstance(held, set) else set()
+        held = self._prints.get(_prints_key(scope)) or {}
         new = {p for p in prints if p not in held}
-        self._cache.put(_prints_key(scope), held | new, ttl)
+        held.update(dict.fromkeys(p for p in prints if p in new))
+        for oldest in list(held)[:max(0, len(held) - PRINTS_MAX)]:
+            del held[oldest]
+        self._prints.put(_prints_key(scope), held, ttl)
         return new
 
     async def purge(self) -> int:
-        pools = [k for k in self._cache.keys() if k.startswith(f"{KEY_PREFIX}:pool:")]
-        for key in [*pools, *(k for k in self._cache.keys()
-                              if k.startswith(f"{KEY_PREFIX}:prints:"))]:
-            self._cache.pop(key)
-        return len(pools)
+        purged = len(self._pools)
+        self._pools.clear()
+        self._prints.clear()
+        return purged
 
     async def once(self, name: str, ttl: int) -> bool:
         key = f"{KEY_PREFIX}:once:{name}"
-        if self._cache.get(key) is not None:
+        if self._once.get(key) is not None:
             return False
-        self._cache.put(key, True, ttl)
+        self._once.put(key, True, ttl)
         return True
 
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
-        self._cache.clear()
+        for cache in (self._pools, self._seen, self._prints, self._once):
+            cache.clear()

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 from redis.commands.core import AsyncScript
 
-from ielts_service.state.redis import SharedRedis, StoreError, client_tag
+from ielts_service.state.redis import SharedRedis, StoreError
 
-KEY_PREFIX = "ielts:v1:rl:"  # then the client's hash tag: one script, one cluster slot
+# Then the limit's key, which starts with its client's hash tag (`state.redis.client_tag`):
+# a request's limits are one client's, so its one script runs in one cluster slot.
+KEY_PREFIX = "ielts:v1:rl:"
 
 # KEYS[i]: one key per limit; ARGV[2i-1], ARGV[2i]: its emission interval and period, in ms.
 # Returns {retry_after_ms (0: allowed, and every TAT recorded), separation_ms per key}.
@@ -43,11 +45,6 @@ local out = {math.ceil(retry)}
 for i = 1, #KEYS do out[i + 1] = math.ceil(tats[i] - now) end
 return out
 """
-
-
-def limit_keys(client: str, keys: list[str]) -> list[str]:
-    """The Redis keys of one client's limits: one hash tag, so one script on a cluster."""
-    return [f"{KEY_PREFIX}{client_tag(client)}:{key}" for key in keys]
 
 
 @dataclass(frozen=True)
@@ -99,15 +96,14 @@ class GcraStore:
         self._redis = redis
         self._script = redis.client.register_script(_GCRA) if redis is not None else None
 
-    async def hit(self, client: str, keys: list[str], limits: Limits) -> Decision:
-        """Decide and record one request of `client` against each of its limits' `keys`."""
+    async def hit(self, keys: list[str], limits: Limits) -> Decision:
+        """Decide and record one request against each of its limits' `keys`."""
         if self._redis is None or self._script is None:
             return await self.fallback.hit(keys, limits)
         script, args = self._script, [str(value) for limit in limits for value in limit]
-        names = limit_keys(client, keys)
         try:
             reply = await self._redis.run(
-                lambda _: script(keys=names, args=args),
+                lambda _: script(keys=[KEY_PREFIX + k for k in keys], args=args),
                 event="rate_limit_store_error")
         except StoreError:
             return await self.fallback.hit(keys, limits)

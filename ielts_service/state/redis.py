@@ -18,9 +18,9 @@ command lists the keyspace except the operator's purge (a SCAN of every master):
 | what | keys | tag |
 | --- | --- | --- |
 | one pool | `pool:{P}:<model>:<version>:p<part>`, its lease `flight:lock:{P}`, its ready channel `flight:ready:{P}` (sharded pub/sub on a cluster) | `hash_tag` of its model, prompt version, part and topic (`pools.pool_key`) |
-| one client's limits (and, by the same rule, anything else per client) | `rl:{C}:<limit>` | `client_tag(client)` |
-| the model budget | `{budget}:requests`, `{budget}:tokens` (one script takes both) | `{budget}` |
-| one prompt version's item fingerprints | `prints:{F}` | `hash_tag(scope)` |
+| one client's limits and quotas (and anything else per client) | `rl:{c:<client>}:<count>:<period>`, `{c:<client>}:<quota>` | `client_tag(client)` |
+| the model budget | `{budget}:requests`, `{budget}:tokens` (one script takes both), `{budget}:calls:<date>` | `{budget}` |
+| one prompt version's item fingerprints | `fp:{F}` | `hash_tag(scope)` |
 | one session's seen items | `seen:{S}:<pool>` | `hash_tag(session)` |
 | a one-off claim (pools.once) | `once:<name>`: one key, one command | none needed |
 
@@ -83,8 +83,9 @@ def tag_of(key: str) -> str:
 
 
 def client_tag(client: str) -> str:
-    """The tag of every key of one client (its limits; its quotas)."""
-    return hash_tag("client", client)
+    """`{c:<client>}`: the tag of every key of one client (its limits, its quotas), readable
+    in the key; hashed when the client's name holds a brace (none does today)."""
+    return "{c:" + client + "}" if "{" not in client and "}" not in client else hash_tag(client)
 
 
 class StoreError(Exception):

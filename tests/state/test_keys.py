@@ -8,7 +8,8 @@ from redis.crc import key_slot
 from ielts_service.llm.budget import KEY as BUDGET
 from ielts_service.state.flight import lock_name
 from ielts_service.state.pools import pool_key
-from ielts_service.state.rate_store import limit_keys
+from ielts_service.state.quota import client_key
+from ielts_service.state.rate_store import KEY_PREFIX
 from ielts_service.state.redis import client_tag, hash_tag, tag_of
 from ielts_service.state.wakeup import ready_channel
 
@@ -30,12 +31,13 @@ def test_the_budgets_two_buckets_share_one_slot():
     assert slot(f"{BUDGET}:requests") == slot(f"{BUDGET}:tokens")
 
 
-def test_one_clients_limits_share_one_slot_and_clients_spread():
-    for client in ("203.0.113.7", "key:mobile-app", "2001:db8::1"):
-        keys = limit_keys(client, [f"app-questions-{n}-60-{client}" for n in (5, 60, 1000)])
-        assert len({slot(k) for k in keys}) == 1 and all(k.endswith(client) for k in keys)
-        assert client_tag(client) in keys[0]  # the tag other per-client keys take too
-    spread = {slot(limit_keys(f"198.51.100.{n}", ["k"])[0]) for n in range(200)}
+def test_one_clients_limits_and_quotas_share_one_slot_and_clients_spread():
+    for client in ("203.0.113.7", "key:mobile-app", "2001:db8::/64", "odd}name"):
+        # The rate limiter's keys (guards.limits) and the quotas' (state.quota).
+        keys = [f"{KEY_PREFIX}{client_tag(client)}:{n}:60" for n in (5, 60, 1000)]
+        keys += [client_key(client, name) for name in ("gen", "authfail")]
+        assert len({slot(k) for k in keys}) == 1
+    spread = {slot(client_key(f"198.51.100.{n}", "gen")) for n in range(200)}
     assert len(spread) > 190
 
 
