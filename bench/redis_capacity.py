@@ -24,10 +24,11 @@ from pathlib import Path
 
 from bench import activity, report
 from bench.redis_ops import count
-from ielts_service.llm.budget import _TAKE
+from ielts_service.llm.budget import _COUNT_CALL, _TAKE
 from ielts_service.observability.logging import configure_logging
 from ielts_service.state.flight import _RELEASE
 from ielts_service.state.pools import _CLAIM, _MARK_SEEN, PRINTS_MAX
+from ielts_service.state.quota import _ALLOW
 from ielts_service.state.rate_store import _GCRA
 from tests.support.redis_server import RedisServer, ensure_redis_server_binary
 
@@ -41,6 +42,10 @@ RAND = "__rand_int__"  # redis-benchmark puts a random number here (-r)
 COMMANDS: dict[str, list[str]] = {
     "rate limit (GCRA script)": ["EVALSHA", "GCRA", "1", f"ielts:v1:rl:{{{RAND}}}:k",
                                  "1000", "60000"],
+    "generation quota (script)": ["EVALSHA", "ALLOW", "1", f"ielts:v1:{{c:{RAND}}}:gen",
+                                  "12000", "3600000", "1"],
+    "model calls today (EVAL)": ["EVAL", _COUNT_CALL, "1", "ielts:v1:{budget}:calls:day",
+                                 "1000000000", "172800"],
     "pool read (GET, 3 KB)": ["GET", "ielts:v1:pool:{hot}:m:v:p2"],
     "pool miss (GET)": ["GET", f"ielts:v1:pool:{{{RAND}}}:cold"],
     "lease (SET NX PX)": ["SET", f"ielts:v1:flight:lock:{{{RAND}}}", "token", "NX", "PX",
@@ -65,12 +70,14 @@ MIXES: dict[str, dict[str, float]] = {
     "cached, with a session_id (seen items)": {"rate limit (GCRA script)": 1,
                                                "seen read (SMEMBERS)": 1,
                                                "seen write (script, 1 member)": 1},
-    "cold (one model call)": {"rate limit (GCRA script)": 1, "pool miss (GET)": 1,
-                              "lease (SET NX PX)": 1, "fingerprints (script, 5 members)": 1,
+    "cold (one model call)": {"rate limit (GCRA script)": 1, "generation quota (script)": 2,
+                              "pool miss (GET)": 1, "lease (SET NX PX)": 1,
+                              "model calls today (EVAL)": 1,
+                              "fingerprints (script, 5 members)": 1,
                               "pool write (SET EX, 3 KB)": 1, "wake-up (PUBLISH)": 1,
                               "lease release (EVAL)": 1},
 }
-SCRIPTS = {"GCRA": _GCRA, "CLAIM": _CLAIM, "MARK": _MARK_SEEN, "TAKE": _TAKE}
+SCRIPTS = {"GCRA": _GCRA, "CLAIM": _CLAIM, "MARK": _MARK_SEEN, "TAKE": _TAKE, "ALLOW": _ALLOW}
 
 
 def benchmark(port: int, requests: int = 100_000, clients: int = 50) -> dict[str, float]:

@@ -15,7 +15,7 @@ from tests.support import fake_model as fm
 URL = "/generate-question"
 # Part 2 pools of these topics live on more than one master of a cluster (checked below).
 TOPICS = ["gardens", "rivers", "museums", "bridges", "markets", "islands", "castles", "farms"]
-TOKEN = "admin-token-for-topologies-4d1a"
+TOKEN = "admin-token-for-topologies-4d1a-0c9e77b2f3a15e86"
 MATRIX = pytest.mark.topologies
 ALL = [pytest.param(t, marks=MATRIX)
        for t in ("standalone", "cluster", "cluster-tls", "sentinel", "sentinel-tls", "tls")]
