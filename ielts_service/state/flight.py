@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
@@ -62,11 +63,20 @@ class SingleFlight:
             shared = asyncio.ensure_future(self._distributed(key, load, produce, deadline))
             self._local[key] = shared
             self._waiters[key] = 0
-            shared.add_done_callback(lambda _: (self._local.pop(key, None),
-                                                self._waiters.pop(key, None)))
+            shared.add_done_callback(functools.partial(self._done, key))
         value, by_us = await self._wait(key, shared, deadline)
         # Values under one key are all of the caller's type T: the dict cannot say so.
         return cast(T, value), by_us and produced
+
+    def _done(self, key: str, task: asyncio.Future[tuple[Any, bool]]) -> None:
+        self._local.pop(key, None)
+        self._waiters.pop(key, None)
+        # Every waiter may have left (its own deadline) before the task failed. Retrieve
+        # the failure here, or the garbage collector reports it later, at any allocation:
+        # CPython 3.11 formats that report with ast.parse, and one inside another
+        # ast.parse failed the latter with "AST constructor recursion depth mismatch".
+        if not task.cancelled():
+            task.exception()
 
     async def _wait(self, key: str, task: asyncio.Future[tuple[Any, bool]],
                     deadline: Deadline) -> tuple[Any, bool]:
