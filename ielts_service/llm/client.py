@@ -13,13 +13,14 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import openai
 import structlog
-from openai.types.chat import ChatCompletion
+from openai import AsyncStream, RequestOptions
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from ielts_service.deadline import Deadline, DeadlineExceeded
@@ -42,6 +43,7 @@ from ielts_service.llm.retry import (
     stop_policy,
     wait_advertised_or_backoff,
 )
+from ielts_service.llm.stream import PartialStream, StreamRecord, read_items
 from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.model")
@@ -58,6 +60,7 @@ class _Attempt:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     status_code: int | None = None
+    stream: StreamRecord | None = None  # set when the answer is streamed
 
 
 class ModelClient:
@@ -85,6 +88,43 @@ class ModelClient:
     async def generate(self, call: ChatCall, parse: Callable[[object], T],
                        deadline: Deadline) -> T:
         """`parse` of the first answer it accepts (it raises InvalidOutput to retry)."""
+
+        async def send(record: _Attempt, timeout: float) -> T:
+            completion = await self._client.post(
+                "/chat/completions", body=chat_body(call, self.model, self.temperature),
+                cast_to=ChatCompletion, options=self._options(timeout))
+            if completion.usage is not None:
+                record.prompt_tokens = completion.usage.prompt_tokens
+                record.completion_tokens = completion.usage.completion_tokens
+            return parse(payload_of(completion))
+
+        return await self._retried(call, deadline, send)
+
+    async def stream(self, call: ChatCall, accept: Callable[[list[Any]], list[T]],
+                     deliver: Callable[[list[T]], Awaitable[None]], deadline: Deadline) -> int:
+        """Stream the answer and `deliver` each batch of items `accept` keeps, as soon as
+        they are complete; return how many were delivered. An attempt that delivered
+        nothing is retried like any failed attempt; one that broke after delivering some
+        counts as failed and ends the call with what it delivered."""
+
+        async def send(record: _Attempt, timeout: float) -> int:
+            stream = await self._client.post(
+                "/chat/completions",
+                body=chat_body(call, self.model, self.temperature, stream=True),
+                cast_to=ChatCompletion, options=self._options(timeout), stream=True,
+                stream_cls=AsyncStream[ChatCompletionChunk])
+            record.stream = StreamRecord()
+            try:
+                return await read_items(stream, accept, deliver, record.stream)
+            finally:
+                record.prompt_tokens = record.stream.prompt_tokens
+                record.completion_tokens = record.stream.completion_tokens
+
+        return await self._retried(call, deadline, send)
+
+    async def _retried(self, call: ChatCall, deadline: Deadline,
+                       send: Callable[[_Attempt, float], Awaitable[T]]) -> T:
+        """Attempts of `send` under the retry policy, each logged and counted."""
         attempts: list[_Attempt] = []
 
         def before_sleep(retry_state: RetryCallState) -> None:
@@ -104,7 +144,7 @@ class ModelClient:
                 with attempt:
                     record = _Attempt(attempt.retry_state.attempt_number)
                     attempts.append(record)
-                    result = await self._attempt(call, parse, deadline, record)
+                    result = await self._attempt(call, deadline, record, send)
                     self._log(call, record)
                     return result
         except BaseException as exc:
@@ -112,6 +152,10 @@ class ModelClient:
                 self._log(call, attempts[-1])
             raise self._unavailable(exc, deadline) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _options(self, timeout: float) -> RequestOptions:
+        return {"timeout": min(self.policy.attempt_timeout, timeout),
+                "headers": _request_id_header()}
 
     @staticmethod
     def _unavailable(exc: BaseException, deadline: Deadline) -> BaseException:
@@ -130,8 +174,10 @@ class ModelClient:
                                     detail=str(exc))
         return exc
 
-    async def _attempt(self, call: ChatCall, parse: Callable[[object], T], deadline: Deadline,
-                       record: _Attempt) -> T:
+    async def _attempt(self, call: ChatCall, deadline: Deadline, record: _Attempt,
+                       send: Callable[[_Attempt, float], Awaitable[T]]) -> T:
+        """One attempt: breaker, budget and deadline first, then `send`, then its outcome
+        (logged by the caller, counted here, told to the breaker)."""
         record.outcome = "skipped"  # until a call is made: nothing to log or count
         if not self.breaker.allow():
             raise CircuitOpen(self.breaker.retry_after())
@@ -143,28 +189,23 @@ class ModelClient:
         started = time.monotonic()
         error: BaseException | None = None
         try:
+            # The SDK's documented raw `post` sends the same request as
+            # `chat.completions.create` (Azure's deployment path included) without
+            # re-walking our already-plain body through its typed transforms, which cost
+            # more CPU than the rest of a cold request.
             async with asyncio.timeout(remaining):
-                # The SDK's documented raw `post` sends the same request as
-                # `chat.completions.create` (Azure's deployment path included) without
-                # re-walking our already-plain body through its typed transforms, which
-                # cost more CPU than the rest of a cold request.
-                completion = await self._client.post(
-                    "/chat/completions",
-                    body=chat_body(call, self.model, self.temperature),
-                    cast_to=ChatCompletion,
-                    options={"timeout": min(self.policy.attempt_timeout, remaining),
-                             "headers": _request_id_header()},
-                )
-            if completion.usage is not None:
-                record.prompt_tokens = completion.usage.prompt_tokens
-                record.completion_tokens = completion.usage.completion_tokens
-            return parse(payload_of(completion))
+                return await send(record, remaining)
+        except PartialStream as exc:  # items went out: keep them, count the rest as failed
+            error = exc.cause
+            return cast(T, exc.delivered)
         except json.JSONDecodeError:
             # The SDK raises this bare when a 200 carries a truncated or broken body.
             error = InvalidOutput("response body is not JSON")
             raise error from None
         except TimeoutError:
             error = TimeoutError()
+            if record.stream is not None and record.stream.delivered:
+                return cast(T, record.stream.delivered)  # the deadline cut a stream short
             raise DeadlineExceeded() from None
         except asyncio.CancelledError as exc:  # the client left and nobody shares this call
             error = exc
@@ -217,6 +258,8 @@ class ModelClient:
             status_code=record.status_code,
             retry_reason=retry_reason,
             retry_wait_ms=None if wait is None else round(wait * 1000, 1),
+            streamed=record.stream is not None,
+            first_item_ms=record.stream.first_item_ms if record.stream is not None else None,
         )
 
 

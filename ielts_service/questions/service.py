@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,13 @@ from ielts_service.questions.items import Item, item_id, to_data
 from ielts_service.questions.prompts import PromptSet, PromptStore
 from ielts_service.questions.readiness import check_dependencies
 from ielts_service.questions.topics import reject_avoided
-from ielts_service.questions.validators import Batch, Problem, fingerprint, parse_answer
+from ielts_service.questions.validators import (
+    Batch,
+    ItemChecker,
+    Problem,
+    fingerprint,
+    parse_answer,
+)
 from ielts_service.state.background import BackgroundTasks
 from ielts_service.state.flight import SingleFlight
 from ielts_service.state.pools import LocalPools, Pool, PoolStore, StoreError, pool_key
@@ -51,12 +58,14 @@ class PoolSettings:
     max_items: int  # widening stops here; past it a session sees repeats
     refill_timeout: float  # a background refill's own deadline
     local_ttl: float  # how long a worker serves a hot pool without asking Redis
+    stream: bool  # a cold request is served the first item of a streamed call
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PoolSettings:
         return cls(settings.pool_size, settings.pool_ttl_seconds, settings.pool_soft_ttl_seconds,
                    settings.pool_max_items, settings.refill_timeout_seconds,
-                   settings.local_pool_ttl_seconds if settings.redis_url else 0.0)
+                   settings.local_pool_ttl_seconds if settings.redis_url else 0.0,
+                   settings.ai_stream)
 
 
 class QuestionService:
@@ -111,6 +120,9 @@ class QuestionService:
             pool = await self._cached(key, count=False)
             return pool.items if pool else None
 
+        if self.pools.stream:
+            return await self._cold_streamed(key, topic, prompt, session_id, deadline, landed)
+
         async def produce() -> list[Item]:
             return await self._generate(key, topic, prompt, Deadline(deadline.at), [])
 
@@ -121,6 +133,66 @@ class QuestionService:
             return await self._fallback(topic, prompt.part, session_id, exc)
         return await self._serve(key, topic, prompt, items, session_id,
                                  "ai" if produced else "cache")
+
+    async def _cold_streamed(
+        self, key: str, topic: str, prompt: PromptSet, session_id: str | None,
+        deadline: Deadline, landed: Callable[[], Awaitable[list[Item] | None]],
+    ) -> dict[str, Any]:
+        """A miss, streamed: the first item this session has not seen, as soon as the one
+        call for this pool has written it; the call goes on to fill the pool."""
+        with waiting("cache"):
+            seen = await self.store.seen(session_id, key) if session_id else set()
+        call_deadline = Deadline(deadline.at)  # the first asker's, as for a whole call
+
+        async def start(deliver: Callable[[list[Item]], Awaitable[None]]) -> None:
+            await self._generate_streamed(key, topic, prompt, deliver, call_deadline)
+
+        feed, started = self.flight.stream(key, landed, start, call_deadline)
+
+        def unseen(item: Item) -> bool:
+            return item_id(prompt.part, item) not in seen
+
+        try:
+            if (item := feed.pick(unseen)) is None:  # nothing written yet for this session
+                with waiting("model"):
+                    item = await feed.first(unseen, deadline)
+        except DeadlineExceeded as exc:
+            return await self._fallback(topic, prompt.part, session_id, exc)
+        if item is None:  # the call ended without an item for this session
+            if isinstance(feed.error, ModelUnavailable | DeadlineExceeded):
+                return await self._fallback(topic, prompt.part, session_id, feed.error)
+            if isinstance(feed.error, ContentFiltered):
+                raise feed.error
+            pool = await self._cached(key, count=False)
+            if pool is None:
+                return await self._fallback(topic, prompt.part, session_id,
+                                            ModelUnavailable("no_item"))
+            return await self._serve(key, topic, prompt, pool.items, session_id, "cache")
+        return await self._serve(key, topic, prompt, [item], session_id,
+                                 "ai" if started and feed.produced_here else "cache")
+
+    async def _generate_streamed(
+        self, key: str, topic: str, prompt: PromptSet,
+        deliver: Callable[[list[Item]], Awaitable[None]], deadline: Deadline,
+    ) -> None:
+        """One streamed call: each valid item that no other pool holds is handed to `deliver`
+        as it completes; the pool lands in the cache once, at the end."""
+        assert self.model is not None
+        valid: list[Item] = []
+        fresh: list[Item] = []
+
+        async def keep(items: list[Item]) -> None:
+            valid.extend(items)
+            if new := await self._claim(prompt, items):
+                fresh.extend(new)
+                await deliver(new)
+
+        checker = ItemChecker(prompt.part, self._rejected)
+        await self.model.stream(prompt.call(topic, prompt.items or self.pools.size),
+                                checker.accept, keep, deadline)
+        if not fresh:  # all seen elsewhere: still better than nothing
+            await deliver(valid)
+        await self._store(key, fresh or valid)
 
     async def _refill(self, key: str, topic: str, prompt: PromptSet,
                       deadline: Deadline | None = None) -> None:
