@@ -18,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from ielts_service.deadline import Deadline, DeadlineExceeded
+from ielts_service.state.feed import Feed
 from ielts_service.state.redis import Client, SharedRedis, StoreError, tag_of
 from ielts_service.state.wakeup import PREFIX, Wakeups, ready_channel
 
@@ -49,9 +51,16 @@ class SingleFlight:
         self._wakeups = Wakeups(redis) if redis is not None else None
         self._held: dict[str, str] = {}  # lease key -> our token, while we generate
         self._renewer: asyncio.Task[None] | None = None
+        self._feeds: dict[str, Feed] = {}  # pool key -> its streamed generation here
+        self._following: dict[str, Feed] = {}  # channel -> feed fed by pub/sub
 
     def __repr__(self) -> str:
-        return f"SingleFlight(redis={self._redis is not None}, in_flight={len(self._local)})"
+        return f"SingleFlight(redis={self._redis is not None}, in_flight={self.in_flight})"
+
+    @property
+    def in_flight(self) -> int:
+        """Generations running in this process (whole or streamed); 0 once every pool landed."""
+        return len(self._local) + len(self._feeds)
 
     async def run(
         self, key: str, load: Callable[[], Awaitable[T | None]],
@@ -77,6 +86,51 @@ class SingleFlight:
         # ast.parse failed the latter with "AST constructor recursion depth mismatch".
         if not task.cancelled():
             task.exception()
+
+    def stream(self, key: str, load: Callable[[], Awaitable[list[Any] | None]],
+               start: Callable[[Callable[[list[Any]], Awaitable[None]]], Awaitable[None]],
+               deadline: Deadline) -> tuple[Feed, bool]:
+        """The feed of pool `key`'s streamed generation, and whether this call started it.
+
+        One process, across every instance, runs `start(deliver)` (it calls `deliver` with
+        each batch of items, then stores the pool); each batch goes to this process's
+        waiters at once and, published on the pool's channel, to every other process's.
+        A process that does not hold the lease follows: items by pub/sub, then the pool
+        when it lands, or it takes over if the holder dies. `deadline` bounds the whole."""
+        if (feed := self._feeds.get(key)) is not None:
+            return feed, False
+        feed = self._feeds[key] = Feed()
+        channel = ready_channel(tag_of(key))
+        self._following[channel] = feed
+        if self._wakeups is not None:
+            self._wakeups.follow(channel, functools.partial(self._heard, channel))
+
+        async def deliver(items: list[Any]) -> None:
+            feed.put(items)
+            if self._wakeups is not None:
+                message = json.dumps({"items": items}, ensure_ascii=False)
+                with contextlib.suppress(StoreError):
+                    await self._wakeups.publish(channel, message)
+
+        async def produce() -> None:
+            feed.produced_here = True
+            await start(deliver)
+
+        def ended(task: asyncio.Future[tuple[Any, bool]]) -> None:
+            if self._feeds.get(key) is feed:
+                del self._feeds[key]
+            self._following.pop(channel, None)
+            if self._wakeups is not None:
+                self._wakeups.unfollow(channel)
+            error = None if task.cancelled() else task.exception()
+            if error is None and not task.cancelled() and not feed.produced_here:
+                value, _ = task.result()  # another process's pool, landed whole
+                feed.put([item for item in value if item not in feed.items])
+            feed.close(error or (DeadlineExceeded() if task.cancelled() else None))
+
+        feed.task = asyncio.ensure_future(self._distributed(key, load, produce, deadline))
+        feed.task.add_done_callback(ended)
+        return feed, True
 
     async def _wait(self, key: str, task: asyncio.Future[tuple[Any, bool]],
                     deadline: Deadline) -> tuple[Any, bool]:
@@ -167,7 +221,22 @@ class SingleFlight:
                 await self._redis.run(renew_all, event="flight_store_error", op="renew",
                                       gated=False)
 
+    def _heard(self, channel: str, data: str) -> None:
+        """A followed pool's channel carried items of its streamed generation."""
+        feed = self._following.get(channel)
+        if feed is not None and not feed.produced_here:  # our own items are in already
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                feed.put(list(json.loads(data)["items"]))
+
     async def close(self) -> None:
+        """Stop every generation and the listener, and wait for them: a cancelled holder
+        still releases its lease, which must happen before the client is closed."""
+        running = [feed.task for feed in self._feeds.values() if feed.task is not None]
+        for task in running:
+            task.cancel()
+        for task in running:
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # each feed has it
+                await task
         if self._wakeups is not None:
             await self._wakeups.close()
         if self._renewer is not None:

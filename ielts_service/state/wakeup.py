@@ -1,4 +1,6 @@
-"""Wake-ups for single-flight waiters: the pool they wait for has landed.
+"""Wake-ups for single-flight waiters: the pool they wait for has landed ("1" on its ready
+channel), or, for a streamed generation, a batch of its items (any other message, handed
+to whoever follows the channel).
 
 One subscriber per process wakes every local waiter of a channel. On one node (standalone,
 sentinel) it holds a single pattern subscription to every ready channel (PSUBSCRIBE) and
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -23,6 +26,7 @@ from ielts_service.state.redis import SharedRedis, StoreError
 
 log = structlog.get_logger("ielts_service.flight")
 PREFIX = "ielts:v1:flight"
+LANDED = "1"  # the message that says a pool landed; any other carries streamed items
 READ_WAIT = 0.05  # cluster: seconds one node's subscription is read before the next one's
 
 
@@ -32,22 +36,36 @@ def ready_channel(tag: str) -> str:
 
 
 class Wakeups:
-    """`wait(channel)` -> a future that completes when `publish(channel)` is seen."""
+    """`wait(channel)` -> a future that completes when `publish(channel)` is seen;
+    `follow(channel, handler)` hands every other message on it to `handler`."""
 
     def __init__(self, redis: SharedRedis) -> None:
         self._redis = redis
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}
+        self._handlers: dict[str, Callable[[str], None]] = {}
         self._listener: asyncio.Task[None] | None = None
-        self._wanted = asyncio.Event()  # sharded: a channel was added to `_waiting`
+        self._wanted = asyncio.Event()  # sharded: a channel to subscribe to was added
         self.sharded_supported: bool | None = None  # cluster: known once a node has said
 
     def wait(self, channel: str) -> asyncio.Future[None]:
-        if self._listener is None or self._listener.done():
-            self._listener = asyncio.create_task(self._listen())
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(channel, []).append(future)
-        self._wanted.set()
+        self._listening()
         return future
+
+    def follow(self, channel: str, handler: Callable[[str], None]) -> None:
+        """Hand `channel`'s item messages to `handler` while anyone here also waits on it
+        (a follower always does; the holder, which needs none, opens no subscription)."""
+        self._handlers[channel] = handler
+        self._wanted.set()
+
+    def unfollow(self, channel: str) -> None:
+        self._handlers.pop(channel, None)
+
+    def _listening(self) -> None:
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen())
+        self._wanted.set()
 
     def forget(self, channel: str, future: asyncio.Future[None]) -> None:
         waiters = self._waiting.get(channel, [])
@@ -56,13 +74,14 @@ class Wakeups:
         if not waiters:
             self._waiting.pop(channel, None)
 
-    async def publish(self, channel: str) -> None:
-        """Announce that the pool behind `channel` landed (StoreError when Redis fails)."""
+    async def publish(self, channel: str, data: str = LANDED) -> None:
+        """Announce that the pool behind `channel` landed, or a batch of its items
+        (StoreError when Redis fails)."""
         if await self._sharded():
-            await self._redis.run(lambda r: r.spublish(channel, "1"),
+            await self._redis.run(lambda r: r.spublish(channel, data),
                                   event="flight_store_error", op="publish")
         else:
-            await self._redis.run(lambda r: r.publish(channel, "1"),
+            await self._redis.run(lambda r: r.publish(channel, data),
                                   event="flight_store_error", op="publish")
 
     async def _sharded(self) -> bool:
@@ -79,7 +98,11 @@ class Wakeups:
                 log.info("flight_wakeups_broadcast", reason="no sharded pub/sub before Redis 7")
         return self.sharded_supported
 
-    def _wake(self, channel: str) -> None:
+    def _heard(self, channel: str, data: str) -> None:
+        if data != LANDED:
+            if (handler := self._handlers.get(channel)) is not None:
+                handler(data)
+            return
         for future in self._waiting.pop(channel, []):
             if not future.done():
                 future.set_result(None)
@@ -104,13 +127,13 @@ class Wakeups:
         while True:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
             if message is not None:
-                self._wake(str(message["channel"]))
+                self._heard(str(message["channel"]), str(message["data"]))
 
     async def _sharded_messages(self, pubsub: Any) -> None:
         """Keep the subscriptions equal to the channels waited on, and read them."""
         subscribed: set[str] = set()
         while True:
-            wanted = set(self._waiting)
+            wanted = {*self._waiting, *self._handlers}
             if added := wanted - subscribed:
                 await pubsub.ssubscribe(*added)
             if gone := subscribed - wanted:
@@ -118,12 +141,13 @@ class Wakeups:
             subscribed = wanted
             if not subscribed and not pubsub.subscribed:  # every unsubscribe confirmed
                 self._wanted.clear()
-                await self._wanted.wait()
+                if not (self._waiting or self._handlers):  # none came while we awaited
+                    await self._wanted.wait()
                 continue
             message = await pubsub.get_sharded_message(ignore_subscribe_messages=True,
                                                        timeout=READ_WAIT)
             if message is not None and message["type"] == "smessage":
-                self._wake(str(message["channel"]))
+                self._heard(str(message["channel"]), str(message["data"]))
             elif message is None and not pubsub.node_pubsub_mapping:
                 await asyncio.sleep(READ_WAIT)  # nothing to read yet: do not spin
 
