@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ import httpx
 URL = "/generate-question"
 TOPICS = ["volcanoes", "glaciers", "rivers", "deserts", "forests", "islands", "bridges",
           "markets", "museums", "gardens"]
+AFTER = "lighthouses after the failover"  # the storm that shows shared state is back
 
 
 async def storm(urls: list[str], n: int, topic: str) -> list[httpx.Response]:
@@ -25,6 +27,12 @@ async def storm(urls: list[str], n: int, topic: str) -> list[httpx.Response]:
             client.post(urls[i % len(urls)] + URL, json={"topic": topic},
                         headers={"X-Forwarded-For": f"10.{i // 250}.{i % 250}.9"})
             for i in range(n))))
+
+
+def calls_about(fake_model: object, topic: str) -> int:
+    """The model calls the fake model received whose prompt names `topic` (background
+    refills that steady load started may call it too, about their own topics)."""
+    return sum(topic in json.dumps(r.body) for r in fake_model.requests)
 
 
 async def one_client(urls: list[str], n: int) -> tuple[list[int], float]:
@@ -43,7 +51,7 @@ class Watch:
     """What steady load and readiness probes saw around an event (a master's death)."""
 
     statuses: list[int] = field(default_factory=list)
-    probes: list[tuple[float, int, int]] = field(default_factory=list)  # (when, server, status)
+    probes: list[tuple[float, int, int]] = field(default_factory=list)  # (sent, server, status)
     event_at: float = 0.0
 
     def first_probe_after_event(self) -> int:
@@ -61,8 +69,8 @@ class Watch:
 
 async def watch_through(urls: list[str], event: Callable[[], object], settle: float = 3.0,
                         deadline: float = 60.0) -> Watch:
-    """Steady load over `urls` (cached and cold topics, sessions) and readiness probes of
-    each, while `event()` happens; until every server answered 200 to readiness for
+    """Steady load over `urls` (cached and cold topics, sessions; the servers must trust
+    127.0.0.1 as a proxy) and readiness probes of each, while `event()` happens; until every server answered 200 to readiness for
     `settle` seconds (or `deadline` passed)."""
     seen = Watch()
     stop = asyncio.Event()
@@ -74,21 +82,25 @@ async def watch_through(urls: list[str], event: Callable[[], object], settle: fl
             while not stop.is_set():
                 i = next(counter)
                 topic = TOPICS[i % len(TOPICS)] if i % 5 else f"cold topic {i}"
+                # Many students (a trusted proxy's X-Forwarded-For): no one client's quota
+                # of model calls runs out and turns cold requests into 429s.
                 reply = await client.post(urls[i % len(urls)] + URL,
-                                          json={"topic": topic, "session_id": f"s{i % 13}"})
+                                          json={"topic": topic, "session_id": f"s{i % 13}"},
+                                          headers={"X-Forwarded-For": f"10.9.{i % 200}.{i // 200 % 200}"})
                 seen.statuses.append(reply.status_code)
 
         async def probe() -> None:
             while not stop.is_set():
                 for n, url in enumerate(urls):
+                    sent = time.monotonic()  # a probe counts from when it was asked
                     reply = await client.get(url + "/health/ready")
-                    seen.probes.append((time.monotonic(), n, reply.status_code))
+                    seen.probes.append((sent, n, reply.status_code))
                 await asyncio.sleep(0.2)
 
         tasks = [asyncio.create_task(load()) for _ in range(16)] + [asyncio.create_task(probe())]
         await asyncio.sleep(2.0)  # load before the event
-        seen.event_at = time.monotonic()
         await asyncio.to_thread(event)
+        seen.event_at = time.monotonic()  # the event has happened (a process is dead)
         end = time.monotonic() + deadline
         while time.monotonic() < end:
             await asyncio.sleep(0.5)
