@@ -35,6 +35,7 @@ from tests.support.redis_server import RedisServer, ensure_redis_server_binary
 OUT = Path(__file__).resolve().parent / "redis-capacity-latest.md"
 BENCH_REPORT = Path(__file__).resolve().parent / "report-latest.md"
 POOL = "x" * 3000  # a Part 2 pool of five cards is ~3 KB of JSON
+ITEM = '{"items": [' + "x" * 680 + "]}"  # one streamed card
 RAND = "__rand_int__"  # redis-benchmark puts a random number here (-r)
 
 # One line per command the service sends: (what, its arguments as the service sends them).
@@ -50,6 +51,10 @@ COMMANDS: dict[str, list[str]] = {
     "pool miss (GET)": ["GET", f"ielts:v1:pool:{{{RAND}}}:cold"],
     "lease (SET NX PX)": ["SET", f"ielts:v1:flight:lock:{{{RAND}}}", "token", "NX", "PX",
                           "5000"],
+    "fingerprint (script, 1 member)": ["EVALSHA", "CLAIM", "1", f"ielts:v1:fp:{{{RAND}}}",
+                                       "1790000000.5", str(PRINTS_MAX), "86400", f"p-{RAND}"],
+    "streamed item (PUBLISH, 700 B)": ["PUBLISH", f"ielts:v1:flight:ready:{{{RAND}}}",
+                                       ITEM],
     "fingerprints (script, 5 members)": ["EVALSHA", "CLAIM", "1", f"ielts:v1:fp:{{{RAND}}}",
                                          "1790000000.5", str(PRINTS_MAX), "86400",
                                          *(f"print-{n}-{RAND}" for n in range(5))],
@@ -70,12 +75,16 @@ MIXES: dict[str, dict[str, float]] = {
     "cached, with a session_id (seen items)": {"rate limit (GCRA script)": 1,
                                                "seen read (SMEMBERS)": 1,
                                                "seen write (script, 1 member)": 1},
-    "cold (one model call)": {"rate limit (GCRA script)": 1, "generation quota (script)": 2,
-                              "pool miss (GET)": 1, "lease (SET NX PX)": 1,
-                              "model calls today (EVAL)": 1,
-                              "fingerprints (script, 5 members)": 1,
-                              "pool write (SET EX, 3 KB)": 1, "wake-up (PUBLISH)": 1,
-                              "lease release (EVAL)": 1},
+    "cold, streamed (one model call; AI_STREAM, the default)": {
+        "rate limit (GCRA script)": 1, "generation quota (script)": 2, "pool miss (GET)": 1,
+        "lease (SET NX PX)": 1, "model calls today (EVAL)": 1,
+        "fingerprint (script, 1 member)": 5, "streamed item (PUBLISH, 700 B)": 5,
+        "pool write (SET EX, 3 KB)": 1, "wake-up (PUBLISH)": 1, "lease release (EVAL)": 1},
+    "cold, whole answer (one model call; AI_STREAM=false)": {
+        "rate limit (GCRA script)": 1, "generation quota (script)": 2, "pool miss (GET)": 1,
+        "lease (SET NX PX)": 1, "model calls today (EVAL)": 1,
+        "fingerprints (script, 5 members)": 1, "pool write (SET EX, 3 KB)": 1,
+        "wake-up (PUBLISH)": 1, "lease release (EVAL)": 1},
 }
 SCRIPTS = {"GCRA": _GCRA, "CLAIM": _CLAIM, "MARK": _MARK_SEEN, "TAKE": _TAKE, "ALLOW": _ALLOW}
 
@@ -124,7 +133,7 @@ def main() -> int:
         measured = counted[kind]
         expected = sum(mix.values())
         total = sum(n for name, n in measured.items() if name != "HELLO")  # reconnects
-        assert abs(total - expected) < 0.05, f"{kind}: counted {measured}, expected {mix}"
+        assert abs(total - expected) < 0.1, f"{kind}: counted {measured}, expected {mix}"
         node = 1 / sum(n / rates[what] for what, n in mix.items())
         per = instance_cold if kind.startswith("cold") else instance_cached
         rows.append((kind, measured, node, per, node / per))

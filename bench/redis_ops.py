@@ -91,7 +91,7 @@ def count(redis_port: int) -> dict[str, dict[str, float]]:
     env = {"AZURE_OPENAI_ENDPOINT": fake.url, "AZURE_OPENAI_API_KEY": "bench-key-41c7",
            "AZURE_OPENAI_DEPLOYMENT": "gpt-4o-bench", "PROMPTS_DIR": str(ROOT / "prompts"),
            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "LOG_LEVEL": "error",
-           "RATE_LIMIT_PER_MINUTE": "100000"}
+           "RATE_LIMIT_PER_MINUTE": "100000", "GENERATIONS_PER_CLIENT_PER_HOUR": "100000"}
 
     def ask(**payload: Any) -> Callable[[Any, int], Awaitable[None]]:
         async def send(client: Any, i: int) -> None:
@@ -109,8 +109,11 @@ def count(redis_port: int) -> dict[str, dict[str, float]]:
                 ask(topic="volcanoes")),
             "cached, with a session_id (seen items)": await _phase(
                 monitor, "session", env, ask(topic="volcanoes", session_id="s-{i}")),
-            "cold (one model call)": await _phase(
+            "cold, streamed (one model call; AI_STREAM, the default)": await _phase(
                 monitor, "cold", env, ask(topic="cold topic number {i}")),
+            "cold, whole answer (one model call; AI_STREAM=false)": await _phase(
+                monitor, "cold-whole", {**env, "AI_STREAM": "false"},
+                ask(topic="whole cold topic number {i}")),
         }
 
     try:
