@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -100,6 +100,18 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     sentry_dsn: SecretStr | None = None  # set: unhandled exceptions go to Sentry
+    # OpenTelemetry traces (the standard variables): on when an OTLP endpoint is set.
+    otel_exporter_otlp_endpoint: str | None = None  # base URL; traces go to {it}/v1/traces
+    otel_exporter_otlp_traces_endpoint: str | None = None  # the full traces URL, as given
+    otel_exporter_otlp_headers: SecretStr | None = None  # key=value,... (often an API key)
+    otel_exporter_otlp_protocol: Literal["http/protobuf"] = "http/protobuf"
+    otel_service_name: str = Field("ielts-service", min_length=1, max_length=200)
+    otel_resource_attributes: str | None = None  # key=value,... e.g. deployment.environment=prod
+    otel_traces_sampler: Literal["always_on", "always_off", "traceidratio",
+                                 "parentbased_always_on", "parentbased_always_off",
+                                 "parentbased_traceidratio"] = "parentbased_always_on"
+    otel_traces_sampler_arg: float = Field(1.0, ge=0, le=1)  # the ratio of the *ratio samplers
+    otel_sdk_disabled: bool = False  # true: no tracing even with an endpoint
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
@@ -129,7 +141,8 @@ class Settings(BaseModel):
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
 
-    @field_validator("azure_openai_endpoint", "openai_base_url")
+    @field_validator("azure_openai_endpoint", "openai_base_url", "otel_exporter_otlp_endpoint",
+                     "otel_exporter_otlp_traces_endpoint")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -150,6 +163,15 @@ class Settings(BaseModel):
         if parts and (parts.scheme not in ("http", "https") or not parts.username
                       or not parts.hostname or not parts.path.strip("/")):
             raise ValueError("must look like https://PUBLIC_KEY@HOST/PROJECT_ID")
+        return value
+
+    @field_validator("otel_exporter_otlp_headers", "otel_resource_attributes")
+    @classmethod
+    def _key_values(cls, value: SecretStr | str | None) -> SecretStr | str | None:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is not None and any("=" not in pair or not pair.split("=", 1)[0].strip()
+                                   for pair in raw.split(",") if pair.strip()):
+            raise ValueError("must be key=value pairs separated by commas")
         return value
 
     @model_validator(mode="after")
@@ -173,6 +195,27 @@ class Settings(BaseModel):
             return self.openai_model or ""
         return "bank"
 
+    @property
+    def traces_endpoint(self) -> str | None:
+        """Where spans are sent (OTLP/HTTP), or None: tracing off, the SDK never imported."""
+        if self.otel_sdk_disabled:
+            return None
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return self.otel_exporter_otlp_endpoint + "/v1/traces"
+        return None
+
+    def otlp_headers(self) -> dict[str, str]:
+        """OTEL_EXPORTER_OTLP_HEADERS as a dict (values percent-decoded, as the spec says)."""
+        raw = self.otel_exporter_otlp_headers
+        return _key_value_pairs(raw.get_secret_value() if raw is not None else None)
+
+    def resource_attributes(self) -> dict[str, str]:
+        """OTEL_RESOURCE_ATTRIBUTES as a dict; OTEL_SERVICE_NAME wins for service.name."""
+        return {**_key_value_pairs(self.otel_resource_attributes),
+                "service.name": self.otel_service_name}
+
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redactor."""
         secrets = (self.azure_openai_api_key, self.openai_api_key, self.admin_token,
@@ -181,7 +224,12 @@ class Settings(BaseModel):
         if self.redis_url is not None:
             password = urlsplit(self.redis_url.get_secret_value()).password
             values += [password] if password else []
-        return values
+        return values + list(self.otlp_headers().values())
+
+
+def _key_value_pairs(raw: str | None) -> dict[str, str]:
+    pairs = (p.split("=", 1) for p in (raw or "").split(",") if p.strip())
+    return {unquote(k.strip()): unquote(v.strip()) for k, v in pairs}
 
 
 def _default_provider(values: Mapping[str, str]) -> str:

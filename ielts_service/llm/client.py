@@ -42,6 +42,7 @@ from ielts_service.llm.retry import (
     stop_policy,
     wait_advertised_or_backoff,
 )
+from ielts_service.observability import tracing
 from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.model")
@@ -58,6 +59,7 @@ class _Attempt:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     status_code: int | None = None
+    trace: dict[str, str] | None = None  # the attempt span's ids, for its ai_call line
 
 
 class ModelClient:
@@ -142,46 +144,61 @@ class ModelClient:
             raise DeadlineExceeded()
         started = time.monotonic()
         error: BaseException | None = None
-        try:
-            async with asyncio.timeout(remaining):
-                # The SDK's documented raw `post` sends the same request as
-                # `chat.completions.create` (Azure's deployment path included) without
-                # re-walking our already-plain body through its typed transforms, which
-                # cost more CPU than the rest of a cold request.
-                completion = await self._client.post(
-                    "/chat/completions",
-                    body=chat_body(call, self.model, self.temperature),
-                    cast_to=ChatCompletion,
-                    options={"timeout": min(self.policy.attempt_timeout, remaining),
-                             "headers": _request_id_header()},
-                )
-            if completion.usage is not None:
-                record.prompt_tokens = completion.usage.prompt_tokens
-                record.completion_tokens = completion.usage.completion_tokens
-            return parse(payload_of(completion))
-        except json.JSONDecodeError:
-            # The SDK raises this bare when a 200 carries a truncated or broken body.
-            error = InvalidOutput("response body is not JSON")
-            raise error from None
-        except TimeoutError:
-            error = TimeoutError()
-            raise DeadlineExceeded() from None
-        except asyncio.CancelledError as exc:  # the client left and nobody shares this call
-            error = exc
-            raise
-        except Exception as exc:
-            error = exc
-            if is_content_filter_error(exc):
-                error = ContentFiltered()
+        completion: ChatCompletion | None = None
+        with tracing.span(f"chat {self.model}", self._span_request(call, record.number),
+                          kind="client") as span:
+            try:
+                async with asyncio.timeout(remaining):
+                    # The SDK's documented raw `post` sends the same request as
+                    # `chat.completions.create` (Azure's deployment path included) without
+                    # re-walking our already-plain body through its typed transforms, which
+                    # cost more CPU than the rest of a cold request.
+                    completion = await self._client.post(
+                        "/chat/completions",
+                        body=chat_body(call, self.model, self.temperature),
+                        cast_to=ChatCompletion,
+                        options={"timeout": min(self.policy.attempt_timeout, remaining),
+                                 "headers": _request_id_header()},
+                    )
+                if completion.usage is not None:
+                    record.prompt_tokens = completion.usage.prompt_tokens
+                    record.completion_tokens = completion.usage.completion_tokens
+                return parse(payload_of(completion))
+            except json.JSONDecodeError:
+                # The SDK raises this bare when a 200 carries a truncated or broken body.
+                error = InvalidOutput("response body is not JSON")
                 raise error from None
-            raise
-        finally:
-            record.outcome = outcome_of(error)
-            if record.outcome not in ("content_filtered", "cancelled"):
-                self._record_health(record.outcome == "success")
-            record.latency_ms = round((time.monotonic() - started) * 1000, 1)
-            record.status_code = getattr(error, "status_code", None)
-            self._count(call.part, record)
+            except TimeoutError:
+                error = TimeoutError()
+                raise DeadlineExceeded() from None
+            except asyncio.CancelledError as exc:  # the client left and nobody shares this call
+                error = exc
+                raise
+            except Exception as exc:
+                error = exc
+                if is_content_filter_error(exc):
+                    error = ContentFiltered()
+                    raise error from None
+                raise
+            finally:
+                record.outcome = outcome_of(error)
+                if record.outcome not in ("content_filtered", "cancelled"):
+                    self._record_health(record.outcome == "success")
+                record.latency_ms = round((time.monotonic() - started) * 1000, 1)
+                record.status_code = getattr(error, "status_code", None)
+                self._count(call.part, record)
+                _span_result(span, completion, record)
+                record.trace = tracing.log_ids()
+
+    def _span_request(self, call: ChatCall, attempt: int) -> dict[str, tracing.Attr | None]:
+        if not tracing.enabled():
+            return {}
+        url = self._client.base_url
+        return {**tracing.genai_request(
+            self.provider, self.model, attempt=attempt, max_tokens=call.max_tokens,
+            temperature=self.temperature if call.temperature is None else call.temperature,
+            server=(url.host, url.port)),
+            "ielts.ai.part": call.part, "ielts.ai.prompt_version": call.prompt_version}
 
     def _record_health(self, success: bool) -> None:
         before = self.breaker.state
@@ -193,7 +210,8 @@ class ModelClient:
     def _count(self, part: int, record: _Attempt) -> None:
         labels = (self.provider, self.model, str(part), record.outcome)
         self.metrics.ai_requests.labels(*labels).inc()
-        self.metrics.ai_duration.labels(*labels).observe(record.latency_ms / 1000)
+        self.metrics.observe_ai_duration(labels, record.latency_ms / 1000,
+                                         trace_id=tracing.sampled_trace_id())
         for kind, tokens in (("prompt", record.prompt_tokens),
                              ("completion", record.completion_tokens)):
             if tokens:
@@ -217,7 +235,22 @@ class ModelClient:
             status_code=record.status_code,
             retry_reason=retry_reason,
             retry_wait_ms=None if wait is None else round(wait * 1000, 1),
+            **(record.trace or {}),
         )
+
+
+def _span_result(span: tracing.Span, completion: ChatCompletion | None, record: _Attempt) -> None:
+    """What the attempt's span learns from the answer: GenAI response and usage attributes."""
+    if not tracing.enabled():
+        return
+    if record.outcome != "success":
+        span.fail(record.outcome)
+    span.set(tracing.genai_response(
+        model=completion.model if completion else None,
+        response_id=completion.id if completion else None,
+        finish_reasons=[str(c.finish_reason) for c in completion.choices] if completion else (),
+        input_tokens=record.prompt_tokens, output_tokens=record.completion_tokens,
+        outcome=record.outcome))
 
 
 def _request_id_header() -> dict[str, str]:

@@ -19,6 +19,8 @@ from typing import Any
 import structlog
 from structlog.types import EventDict, Processor
 
+from ielts_service.observability import tracing
+
 REDACTED = "[REDACTED]"
 QUEUE_LINES = 10_000  # lines waiting for stdout before new ones are dropped (and counted)
 
@@ -44,6 +46,14 @@ class SecretRedactor:
         if not self.secrets:
             return event
         return {k: self._scrub(v) for k, v in event.items()}
+
+
+def add_trace_ids(logger: Any, name: str, event: EventDict) -> EventDict:
+    """`trace_id` and `span_id` of the span this line was logged in (tracing on only)."""
+    if (ids := tracing.log_ids()) is not None:
+        for key, value in ids.items():
+            event.setdefault(key, value)
+    return event
 
 
 class BatchWriter(logging.Handler):
@@ -125,6 +135,7 @@ def configure_logging(
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ielts_service.deadline import Deadline, DeadlineExceeded
+from ielts_service.observability import tracing
 from ielts_service.state.redis import SharedRedis, StoreError
 
 log = structlog.get_logger("ielts_service.flight")
@@ -63,13 +64,15 @@ class SingleFlight:
     ) -> tuple[T, bool]:
         shared = self._local.get(key)
         produced = shared is None
-        if shared is None:
-            shared = asyncio.ensure_future(self._distributed(key, load, produce, deadline))
-            self._local[key] = shared
-            self._waiters[key] = 0
-            shared.add_done_callback(lambda _: (self._local.pop(key, None),
-                                                self._waiters.pop(key, None)))
-        value, by_us = await self._wait(key, shared, deadline)
+        with tracing.span("single-flight", {"ielts.flight.joined": not produced}) as span:
+            if shared is None:  # started inside the span: the model call is its child
+                shared = asyncio.ensure_future(self._distributed(key, load, produce, deadline))
+                self._local[key] = shared
+                self._waiters[key] = 0
+                shared.add_done_callback(lambda _: (self._local.pop(key, None),
+                                                    self._waiters.pop(key, None)))
+            value, by_us = await self._wait(key, shared, deadline)
+            span.set({"ielts.flight.produced": by_us and produced})
         # Values under one key are all of the caller's type T: the dict cannot say so.
         return cast(T, value), by_us and produced
 
@@ -134,7 +137,7 @@ class SingleFlight:
         assert self._redis is not None
         self._held[lock] = token
         if self._renewer is None or self._renewer.done():
-            self._renewer = asyncio.create_task(self._renew())
+            self._renewer = asyncio.create_task(self._renew(), context=tracing.detached())
         try:
             value = await produce()
             with contextlib.suppress(StoreError):
@@ -166,7 +169,7 @@ class SingleFlight:
 
     def _wait_ready(self, name: str) -> asyncio.Future[None]:
         if self._listener is None or self._listener.done():
-            self._listener = asyncio.create_task(self._listen())
+            self._listener = asyncio.create_task(self._listen(), context=tracing.detached())
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._ready.setdefault(name, []).append(future)
         return future

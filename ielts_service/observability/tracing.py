@@ -1,0 +1,150 @@
+"""Spans for every room, free when tracing is off.
+
+Rooms call `span(...)`; log lines and exemplars ask `log_ids()` / `sampled_trace_id()`.
+Until `observability.otel.init_tracing` hands over a tracer (only when an OTLP endpoint is
+configured) every call here returns at once, and nothing imports the OpenTelemetry SDK.
+Nothing recorded on a span carries an exception's message (it may quote a topic or a
+provider's answer): a failure is its `error.type` and an error status.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+Attr = str | bool | int | float | Sequence[str]
+Kind = Literal["internal", "client"]
+
+# The model providers' names in the GenAI semantic conventions (gen_ai.provider.name).
+GENAI_PROVIDERS = {"azure": "azure.ai.openai", "openai": "openai"}
+
+
+class Span:
+    """What a room may do with its span: add attributes, say it failed and why."""
+
+    __slots__ = ("_span", "failed")
+
+    def __init__(self, span: Any = None) -> None:
+        self._span, self.failed = span, False
+
+    def set(self, attributes: Mapping[str, Attr | None]) -> None:
+        if self._span is not None:
+            self._span.set_attributes({k: v for k, v in attributes.items() if v is not None})
+
+    def fail(self, error_type: str) -> None:
+        """`error.type` (a low-cardinality name, never a message) and an error status."""
+        self.failed = True
+        if self._span is not None and _on is not None:
+            self._span.set_attribute("error.type", error_type)
+            self._span.set_status(_on.status_error)
+
+
+class _Tracing:
+    """The tracer and the few API objects the helpers need, handed over by `enable`."""
+
+    def __init__(self, tracer: Any, api: Any, context: Any, status_error: Any,
+                 suppress_key: str) -> None:
+        self.tracer, self.api, self.context = tracer, api, context
+        self.status_error, self.suppress_key = status_error, suppress_key
+
+
+_on: _Tracing | None = None  # set once per process by init_tracing; None: tracing is off
+_NOOP = Span()
+
+
+def enable(tracer: Any, api: Any, context: Any, status_error: Any, suppress_key: str) -> None:
+    global _on
+    _on = _Tracing(tracer, api, context, status_error, suppress_key)
+
+
+def enabled() -> bool:
+    return _on is not None
+
+
+@contextmanager
+def span(name: str, attributes: Mapping[str, Attr | None] | None = None, *,
+         kind: Kind = "internal", new_trace: bool = False) -> Iterator[Span]:
+    """A child of the current span; with `new_trace`, the root of a new trace that links to
+    the current span instead (background work that outlives the request that caused it)."""
+    if _on is None:
+        yield _NOOP
+        return
+    api = _on.api
+    links, parent = None, None
+    if new_trace:
+        origin = api.get_current_span().get_span_context()
+        links = [api.Link(origin)] if origin.is_valid else None
+        parent = _on.context.Context()
+    otel_kind = api.SpanKind.CLIENT if kind == "client" else api.SpanKind.INTERNAL
+    clean = {k: v for k, v in (attributes or {}).items() if v is not None}
+    with _on.tracer.start_as_current_span(name, context=parent, kind=otel_kind, links=links,
+                                          attributes=clean, record_exception=False,
+                                          set_status_on_exception=False) as raw:
+        handle = Span(raw)
+        try:
+            yield handle
+        except BaseException as exc:
+            if not handle.failed:
+                handle.fail(type(exc).__name__)
+            raise
+
+
+def log_ids() -> dict[str, str] | None:
+    """trace_id and span_id of the current span, for log lines; None outside a trace."""
+    if _on is None:
+        return None
+    ctx = _on.api.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None
+    return {"trace_id": format(ctx.trace_id, "032x"), "span_id": format(ctx.span_id, "016x")}
+
+
+def sampled_trace_id() -> str | None:
+    """The current trace's id when it is being recorded (an exemplar must find its trace)."""
+    if _on is None:
+        return None
+    ctx = _on.api.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid and ctx.trace_flags.sampled else None
+
+
+def detached() -> contextvars.Context:
+    """A context for a process-wide loop started from inside a request: none of the
+    request's log fields or span, and (when tracing) its Redis calls not traced, so a
+    lease renewer does not add spans to whichever request happened to start it."""
+    fresh = contextvars.Context()
+    if _on is not None:
+        ctx = _on.context
+        fresh.run(lambda: ctx.attach(ctx.set_value(_on.suppress_key, True, ctx.Context())))
+    return fresh
+
+
+def genai_request(provider: str, model: str, *, attempt: int, temperature: float | None,
+                  max_tokens: int | None, server: tuple[str, int | None]) -> dict[str, Attr | None]:
+    """The attributes of a model attempt's span that are known before it is sent."""
+    return {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": GENAI_PROVIDERS.get(provider, provider),
+        "gen_ai.request.model": model,
+        "gen_ai.request.temperature": temperature,
+        "gen_ai.request.max_tokens": max_tokens,
+        "gen_ai.output.type": "json",
+        "server.address": server[0],
+        "server.port": server[1],
+        "ielts.ai.attempt": attempt,
+    }
+
+
+def genai_response(*, model: str | None, response_id: str | None,
+                   finish_reasons: Sequence[str], input_tokens: int | None,
+                   output_tokens: int | None, outcome: str) -> dict[str, Attr | None]:
+    """The attributes of a model attempt's span once it has an answer (or failed)."""
+    return {
+        "gen_ai.response.model": model,
+        "gen_ai.response.id": response_id,
+        "gen_ai.response.finish_reasons": list(finish_reasons) or None,
+        "gen_ai.usage.input_tokens": input_tokens,
+        "gen_ai.usage.output_tokens": output_tokens,
+        "ielts.ai.outcome": outcome,
+    }
