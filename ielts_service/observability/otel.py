@@ -38,6 +38,7 @@ def init_tracing(app: Quart, settings: Settings) -> bool:
     endpoint = settings.traces_endpoint
     if endpoint is None:
         return False
+    tracing.let_sdk_in()
     from opentelemetry import context, propagate, trace
     from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

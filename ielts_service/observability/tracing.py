@@ -10,6 +10,7 @@ provider's answer): a failure is its `error.type` and an error status.
 from __future__ import annotations
 
 import contextvars
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -52,6 +53,25 @@ class _Tracing:
 
 _on: _Tracing | None = None  # set once per process by init_tracing; None: tracing is off
 _NOOP = Span()
+
+
+# redis-py 8 imports OpenTelemetry's metrics API and SDK whenever they are installed (for
+# metrics of its own, which this service does not turn on): 60 modules, ~60 ms at start-up.
+_REDIS_OPTIONAL_IMPORTS = ("opentelemetry.metrics", "opentelemetry.sdk.metrics")
+
+
+def keep_unused_sdk_out() -> None:
+    """Make redis-py's optional OpenTelemetry imports fail (it catches the ImportError), so
+    an untraced service imports nothing of OpenTelemetry. Call before redis is imported."""
+    for name in _REDIS_OPTIONAL_IMPORTS:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
+def let_sdk_in() -> None:
+    """Undo `keep_unused_sdk_out` before tracing starts: the instrumentations need them."""
+    for name in _REDIS_OPTIONAL_IMPORTS:
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]
 
 
 def enable(tracer: Any, api: Any, context: Any, status_error: Any, suppress_key: str) -> None:
