@@ -37,7 +37,7 @@ run: install
 	$(BIN)/ielts-service serve
 
 test: install system-deps
-	$(BIN)/ruff check ielts_service tests bench
+	$(BIN)/ruff check ielts_service tests bench locustfile.py
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
