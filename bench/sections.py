@@ -6,6 +6,7 @@ from typing import Any
 
 from bench.figures import RATE_LIMIT, REPS
 from bench.figures_model import MAX_ATTEMPTS
+from bench.figures_tracing import section_g
 from bench.report import fmt_counter
 from bench.wrk import CONNECTIONS, THREADS
 
@@ -248,7 +249,7 @@ def build(results: dict[str, dict[str, Any]]) -> tuple[list[Row], list[str], lis
     rows: list[Row] = []
     text: list[str] = []
     for key, func in (("a", section_a), ("b", section_b), ("c", section_c), ("d", section_d),
-                      ("e", section_e), ("f", section_f)):
+                      ("e", section_e), ("f", section_f), ("g", section_g)):
         if key not in results:
             continue
         r, t = func(results[key])
