@@ -11,11 +11,14 @@ The mix (by weight of users):
 From one address, the service's limits apply to the whole test: RATE_LIMIT_PER_MINUTE per
 address on the question routes, and the per-client quota of fresh model calls (429
 `rate_limited` / `generation_limited`). Locust counts those 429s as failures, named by
-their code; see the README ("Load tests") before pointing this at a deployment.
+their code; see the README ("Load tests") before pointing this at a deployment. With
+IELTS_API_KEY set, every request sends it as `X-API-Key` (a deployment with
+CLIENT_API_KEYS), and the limits count that key instead of the address.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import secrets
@@ -31,6 +34,7 @@ THINGS = ("bicycle repair", "balcony garden", "night market", "kite festival", "
           "photo album", "street musician", "library card", "mountain cabin", "pottery class")
 STATIC_REF = re.compile(r'(?:src|href)="(/static/[^"]+)"')
 MODULE_REF = re.compile(r'from\s+"\./([^"]+\.js)"')
+API_KEY = os.environ.get("IELTS_API_KEY")
 
 
 def free_text_topic() -> str:
@@ -58,6 +62,8 @@ class PracticePageStudent(HttpUser):
     wait_time = between(1, 5)  # reading the question, answering it aloud
 
     def on_start(self) -> None:
+        if API_KEY:
+            self.client.headers["X-API-Key"] = API_KEY
         self.session_id = secrets.token_hex(16)  # what the page keeps in localStorage
         self.topics = ["travel and holidays"]
         page = self.client.get("/", name="/ (page)")
@@ -100,6 +106,8 @@ class FreeTextStudent(HttpUser):
     wait_time = between(2, 8)
 
     def on_start(self) -> None:
+        if API_KEY:
+            self.client.headers["X-API-Key"] = API_KEY
         self.session_id = secrets.token_hex(16)
 
     @task

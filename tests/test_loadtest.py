@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from tests.conftest import ROOT, azure_env
+from tests.support.process import base_env
 
 pytestmark = pytest.mark.e2e
 LOCUST = ROOT / ".venv-load" / "bin" / "locust"
@@ -21,7 +22,7 @@ def test_the_locustfile_runs_15_s_against_a_service_with_no_failures(
         [str(LOCUST), "-f", str(ROOT / "locustfile.py"), "--headless", "--host", server.url,
          "--users", "10", "--spawn-rate", "5", "--run-time", "15s", "--only-summary",
          "--csv", str(tmp_path / "load")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=180)
+        cwd=tmp_path, env=base_env(), capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]  # 1: any failure
     with open(tmp_path / "load_stats.csv") as stats:
         rows = {row["Name"]: row for row in csv.DictReader(stats)}

@@ -12,6 +12,8 @@ written by hand in llm/client.py: the OpenAI instrumentations wrap
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -23,13 +25,34 @@ from ielts_service.observability import tracing
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[..., Awaitable[None]]
 
-EXPORT_TIMEOUT = 10.0  # seconds one export may take (in the exporter's thread)
+EXPORT_TIMEOUT = 5.0  # seconds one export may take, retries included (a stopping worker waits that)
 SCHEDULE_DELAY_MS = 1000  # spans reach the backend within about a second
 # Probes and scrapes every few seconds would drown the traces that matter.
 NOT_TRACED = "/health/live$,/health/ready$,/metrics$"
 # Redacted even if an operator turns on header capture (OTEL_INSTRUMENTATION_HTTP_CAPTURE_*).
 SENSITIVE_HEADERS = ["authorization", "x-api-key", "api-key", "cookie", "set-cookie"]
 _QUERY = "ielts.query_string"
+WARN_EVERY = 10.0  # seconds between two log lines of the same OpenTelemetry message
+# The span queue ("Queue full, dropping span.") and the exporter (a collector that is down).
+NOISY_LOGGERS = ("opentelemetry.sdk._shared_internal",
+                 "opentelemetry.exporter.otlp.proto.http.trace_exporter")
+
+
+class _OncePer(logging.Filter):
+    """The SDK logs "Queue full, dropping span." for every span it drops: under overload,
+    one line per message per `seconds` instead of thousands formatted on the event loop."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(str(record.msg), -self.seconds) < self.seconds:
+            return False
+        self._last[str(record.msg)] = now
+        return True
 
 
 def init_tracing(app: Quart, settings: Settings) -> bool:
@@ -57,6 +80,8 @@ def init_tracing(app: Quart, settings: Settings) -> bool:
                                 timeout=EXPORT_TIMEOUT)
     provider.add_span_processor(BatchSpanProcessor(exporter,
                                                    schedule_delay_millis=SCHEDULE_DELAY_MS))
+    for name in NOISY_LOGGERS:  # (a logger's filters do not apply to its children)
+        logging.getLogger(name).addFilter(_OncePer(WARN_EVERY))
     trace.set_tracer_provider(provider)
     # W3C trace context only: baggage from any caller would otherwise travel on to the
     # model provider.

@@ -191,3 +191,18 @@ async def test_no_secret_and_no_raw_topic_text_reaches_a_span(serve, fake_model,
     # The exporter did send its headers (to the receiver, not into a span or a log line).
     assert otlp.posts[0].headers["x-honeycomb-team"] == otlp_secret
     assert not [line for line in server.stop() if otlp_secret in line]
+
+
+def test_an_unreachable_collector_costs_no_answer_and_no_clean_stop(serve, fake_model):
+    from tests.support.process import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    server = serve(**azure_env(fake_model, OTEL_EXPORTER_OTLP_ENDPOINT=dead,
+                               RATE_LIMIT_PER_MINUTE="0"))
+    statuses = [httpx.post(server.url + "/generate-question", timeout=60,
+                           json={"topic": f"kites {i}", "part": 2}).status_code
+                for i in range(10)]
+    assert statuses == [200] * 10
+    lines = server.stop()
+    assert server.process.returncode == 0
+    assert not [line for line in lines if '"unhandled_exception"' in line]
