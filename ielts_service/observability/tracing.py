@@ -36,10 +36,11 @@ class Span:
 
     def fail(self, error_type: str) -> None:
         """`error.type` (a low-cardinality name, never a message) and an error status."""
+        if self._span is None or _on is None:
+            return
         self.failed = True
-        if self._span is not None and _on is not None:
-            self._span.set_attribute("error.type", error_type)
-            self._span.set_status(_on.status_error)
+        self._span.set_attribute("error.type", error_type)
+        self._span.set_status(_on.status_error)
 
 
 class _Tracing:
