@@ -20,6 +20,7 @@ from ielts_service.deadline import Deadline, DeadlineExceeded
 from ielts_service.llm.client import ModelClient
 from ielts_service.llm.errors import ContentFiltered, ModelUnavailable
 from ielts_service.observability.metrics import Metrics
+from ielts_service.observability.timing import waiting
 from ielts_service.questions.bank import Bank, BankTopic, pool_topic
 from ielts_service.questions.items import Item, item_id, to_data
 from ielts_service.questions.prompts import PromptSet, PromptStore
@@ -85,7 +86,8 @@ class QuestionService:
             return await self._cold(key, norm, prompt, session_id, deadline)
         if pool.stale:
             self.background.spawn(key, "refill", lambda: self._refill(key, norm, prompt))
-        seen = await self.store.seen(session_id, key) if session_id else set()
+        with waiting("cache"):
+            seen = await self.store.seen(session_id, key) if session_id else set()
         unseen = [item for item in pool.items if item_id(part, item) not in seen]
         if unseen or session_id is None or len(pool.items) >= self.pools.max_items:
             if session_id is not None and len(unseen) <= 2:  # refill ahead of need
@@ -93,7 +95,8 @@ class QuestionService:
             return await self._serve(key, norm, prompt, unseen or pool.items, session_id, "cache")
         # This session has seen the whole pool: widen it now rather than repeat.
         try:
-            fresh = await self._widen(key, norm, prompt, deadline)
+            with waiting("model"):
+                fresh = await self._widen(key, norm, prompt, deadline)
         except (ContentFiltered, ModelUnavailable, DeadlineExceeded):
             fresh = []
         source = "ai" if fresh else "cache"
@@ -112,24 +115,42 @@ class QuestionService:
             return await self._generate(key, topic, prompt, Deadline(deadline.at), [])
 
         try:
-            items, produced = await self.flight.run(key, landed, produce, deadline)
+            with waiting("model"):  # also when another request's call is the one we wait on
+                items, produced = await self.flight.run(key, landed, produce, deadline)
         except (ModelUnavailable, DeadlineExceeded) as exc:
             return await self._fallback(topic, prompt.part, session_id, exc)
         return await self._serve(key, topic, prompt, items, session_id,
                                  "ai" if produced else "cache")
 
-    async def _refill(self, key: str, topic: str, prompt: PromptSet) -> None:
-        """Replace a stale pool; one refill at a time across every instance."""
+    async def _refill(self, key: str, topic: str, prompt: PromptSet,
+                      deadline: Deadline | None = None) -> None:
+        """Replace a missing or stale pool; one refill at a time across every instance."""
 
         async def fresh() -> list[Item] | None:
             pool = await self._cached(key, count=False)
             return pool.items if pool and not pool.stale else None
 
         async def produce() -> list[Item]:
-            return await self._generate(key, topic, prompt, self._refill_deadline(), [],
-                                        replace=True)
+            return await self._generate(key, topic, prompt, deadline or self._refill_deadline(),
+                                        [], replace=True)
 
-        await self.flight.run(key, fresh, produce, self._refill_deadline())
+        await self.flight.run(key, fresh, produce, deadline or self._refill_deadline())
+
+    async def fill(self, topic: str, part: int, deadline: Deadline) -> str:
+        """Have the pool of (topic, part) cached and fresh ahead of students: `cached` when
+        it was, `filled` when a model call (ours or another worker's) filled it, `failed`."""
+        assert self.model is not None
+        norm = pool_topic(self.bank, topic)
+        prompt = self.prompts.current[part]
+        key = pool_key(part, norm, prompt.version, self.model.model)
+        pool = await self._cached(key, count=False)
+        if pool is not None and not pool.stale:
+            return "cached"
+        try:
+            await self._refill(key, norm, prompt, deadline)
+        except (ContentFiltered, ModelUnavailable, DeadlineExceeded):
+            return "failed"
+        return "filled"
 
     async def _widen(self, key: str, topic: str, prompt: PromptSet,
                      deadline: Deadline | None = None) -> list[Item]:
@@ -179,8 +200,9 @@ class QuestionService:
     ) -> dict[str, Any]:
         item = random.choice(items)
         if session_id is not None:
-            await self.store.mark_seen(session_id, key, item_id(prompt.part, item),
-                                       self.pools.ttl_seconds)
+            with waiting("cache"):
+                await self.store.mark_seen(session_id, key, item_id(prompt.part, item),
+                                           self.pools.ttl_seconds)
         return to_data(prompt.part, topic, item, source=source, degraded=False,
                        prompt_version=prompt.version)
 
@@ -221,7 +243,8 @@ class QuestionService:
             self.metrics.cache_requests.labels("stale" if pool.stale else "hit").inc()
             return pool
         try:
-            pool = await self.store.get(key)
+            with waiting("cache"):
+                pool = await self.store.get(key)
         except StoreError:
             self.metrics.cache_requests.labels("error").inc()
             return None
