@@ -25,6 +25,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from ielts_service.observability.logging import configure_logging
     from ielts_service.observability.multiprocess import MetricsDirInUse, instance_metrics_dir
+    from ielts_service.observability.otel import missing_packages
     from ielts_service.questions.prompts import PromptError
 
     # The master process only checks and forks: it imports no model or Redis client, so
@@ -32,6 +33,9 @@ def serve(args: argparse.Namespace) -> int:
     from ielts_service.questions.prompts.store import PromptStore
 
     settings = _settings()  # fail fast, in the parent, with one clear line
+    if (missing := missing_packages(settings)) is not None:
+        print(f"ielts-service: configuration error: {missing}", file=sys.stderr)
+        return 2
     try:
         PromptStore(settings.prompts_dir, required=settings.ai_provider != "bank").load()
     except PromptError as exc:

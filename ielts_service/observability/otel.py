@@ -12,6 +12,7 @@ written by hand in llm/client.py: the OpenAI instrumentations wrap
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -113,6 +114,23 @@ def init_tracing(app: Quart, settings: Settings) -> bool:
         await asyncio.to_thread(provider.shutdown)  # exports what is still queued
 
     return True
+
+
+def missing_packages(settings: Settings) -> str | None:
+    """With tracing configured, one line saying the `otel` extra is not installed, if so."""
+    if settings.traces_endpoint is None:
+        return None
+    for name in ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http",
+                 "opentelemetry.instrumentation.asgi", "opentelemetry.instrumentation.redis",
+                 "opentelemetry.instrumentation.httpx"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            return (f"OTEL_EXPORTER_OTLP_ENDPOINT is set but {name} is not installed: "
+                    "pip install 'ielts-service[otel]'")
+    return None
 
 
 def _sampler(settings: Settings) -> Any:

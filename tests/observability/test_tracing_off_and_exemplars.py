@@ -82,6 +82,31 @@ def test_without_an_endpoint_opentelemetry_is_not_even_imported(fake_model, redi
     assert report == {"status": 200, "opentelemetry": []}
 
 
+# `ielts-service serve` in an interpreter where no OpenTelemetry package can be imported.
+NOT_INSTALLED = """
+import sys
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "opentelemetry":
+            raise ModuleNotFoundError(name)
+
+sys.meta_path.insert(0, NotInstalled())
+from ielts_service.cli import main
+sys.exit(main(["serve", "--bind", "127.0.0.1:1"]))
+"""
+
+
+def test_tracing_configured_without_the_otel_extra_stops_start_up_with_one_line(tmp_path):
+    env = base_env(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318")
+    done = subprocess.run([sys.executable, "-c", NOT_INSTALLED], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "ielts-service: configuration error: OTEL_EXPORTER_OTLP_ENDPOINT is set but "
+        "opentelemetry.sdk is not installed: pip install 'ielts-service[otel]'"]
+
+
 def test_with_the_sdk_disabled_nothing_is_exported_and_no_line_carries_a_trace(
         serve, fake_model, otlp):
     server = serve(**traced_env(fake_model, otlp, OTEL_SDK_DISABLED="true"))
