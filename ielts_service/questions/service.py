@@ -1,9 +1,12 @@
 """`QuestionService`: one item for a topic and part, from a pool, the model or the bank.
 
 Order: the pool for (model, prompt version, part, topic) if one is cached; else one model
-call whose valid items become the pool; if the model cannot be reached, the bank's item
-for the same topic area (`degraded`), and only when there is none, `NoQuestion`. A
-session that has seen a whole pool gets the pool widened by another call, not a repeat.
+call whose valid items become the pool; if the model cannot be reached, the bank's items
+on the same topic (`degraded`), and only when there are none, `NoQuestion`. A session that
+has seen a whole pool gets the pool widened by another call, not a repeat. The topic is
+never swapped for another: text that names a catalogue area shares the area's pools; any
+other text keeps its own, and the model is asked about it (see `bank.pool_topic`). With no
+model, a topic the bank has nothing on is `TopicUnavailable`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from ielts_service.llm.client import ModelClient
 from ielts_service.llm.errors import ContentFiltered, ModelUnavailable
 from ielts_service.observability.metrics import Metrics
 from ielts_service.observability.timing import waiting
-from ielts_service.questions.bank import Bank, BankTopic, pool_topic
+from ielts_service.questions.bank import Bank, pool_topic
 from ielts_service.questions.items import Item, item_id, to_data
 from ielts_service.questions.prompts import PromptSet, PromptStore
 from ielts_service.questions.readiness import check_dependencies
@@ -76,8 +79,8 @@ class QuestionService:
         """The `data` of a /generate-question answer."""
         reject_avoided(topic)
         if self.model is None:
-            area = self._bank_area(topic)
-            return await self._serve_bank(area, part, session_id, degraded=False)
+            return await self._serve_bank(*self.bank.choose(topic, part), part, session_id,
+                                          degraded=False)
         norm = pool_topic(self.bank, topic) if topic else self.bank.random_topic().name
         prompt = self.prompts.current[part]
         key = pool_key(part, norm, prompt.version, self.model.model)
@@ -206,32 +209,27 @@ class QuestionService:
         return to_data(prompt.part, topic, item, source=source, degraded=False,
                        prompt_version=prompt.version)
 
-    def _bank_area(self, topic: str | None) -> BankTopic:
-        if topic is None:
-            return self.bank.random_topic()
-        return self.bank.match(topic) or self.bank.fallback_topic(topic)
-
     async def _serve_bank(
-        self, area: BankTopic, part: int, session_id: str | None, *, degraded: bool
+        self, topic: str, items: list[Item], part: int, session_id: str | None, *,
+        degraded: bool,
     ) -> dict[str, Any]:
-        key = f"bank:{self.bank.version}:p{part}:{area.name}"
+        key = f"bank:{self.bank.version}:p{part}:{topic}"
         seen = await self.store.seen(session_id, key) if session_id else set()
-        items = area.items[part]
         item = random.choice([i for i in items if item_id(part, i) not in seen] or items)
         if session_id is not None:
             await self.store.mark_seen(session_id, key, item_id(part, item),
                                        self.pools.ttl_seconds)
-        return to_data(part, area.name, item, source="bank", degraded=degraded,
+        return to_data(part, topic, item, source="bank", degraded=degraded,
                        prompt_version=self.bank.version)
 
     async def _fallback(
         self, topic: str, part: int, session_id: str | None, exc: Exception
     ) -> dict[str, Any]:
-        area = self.bank.match(topic)
+        found = self.bank.items_for(topic, part)
         log.warning("ai_fallback", reason=str(exc) or type(exc).__name__,
-                    served="bank" if area else "nothing")
-        if area is not None:
-            return await self._serve_bank(area, part, session_id, degraded=True)
+                    served="bank" if found else "nothing")
+        if found is not None:
+            return await self._serve_bank(*found, part, session_id, degraded=True)
         if isinstance(exc, DeadlineExceeded):
             raise exc
         raise NoQuestion(getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER)
