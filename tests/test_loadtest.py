@@ -17,7 +17,8 @@ LOCUST = ROOT / ".venv-load" / "bin" / "locust"
 def test_the_locustfile_runs_15_s_against_a_service_with_no_failures(
         serve, fake_model, redis, tmp_path):
     assert LOCUST.exists(), "locust is installed by `make install` (into .venv-load)"
-    server = serve(**azure_env(fake_model, REDIS_URL=redis.url, RATE_LIMIT_PER_MINUTE="0"))
+    server = serve(**azure_env(fake_model, REDIS_URL=redis.url, RATE_LIMIT_PER_MINUTE="0",
+                               GENERATIONS_PER_CLIENT_PER_HOUR="0"))  # limits off
     run = subprocess.run(
         [str(LOCUST), "-f", str(ROOT / "locustfile.py"), "--headless", "--host", server.url,
          "--users", "10", "--spawn-rate", "5", "--run-time", "15s", "--only-summary",

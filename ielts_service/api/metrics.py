@@ -19,7 +19,7 @@ async def metrics() -> Response:
     With METRICS_TOKEN set, scrapers must send it as a bearer token. A scraper that accepts
     OpenMetrics (Prometheus does) gets it, with the model-latency exemplars."""
     if (token := services().settings.metrics_token) is not None:
-        require_bearer(token, "METRICS_TOKEN")
+        await require_bearer(token, "METRICS_TOKEN")
     accept = request.headers.get("Accept", "")
     body, content_type = await asyncio.to_thread(services().metrics.render, accept)
     return Response(body, status=200, content_type=content_type)

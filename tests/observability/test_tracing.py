@@ -161,7 +161,7 @@ async def test_a_background_refill_is_a_trace_of_its_own_linked_to_the_request(
 async def test_no_secret_and_no_raw_topic_text_reaches_a_span(serve, fake_model, redis, otlp):
     import hashlib
 
-    client_key, admin = "client-key-4e5f6a7b8c", "admin-token-9c1d2e3f"
+    client_key, admin = "client-key-4e5f6a7b8c", "admin-token-9c1d2e3f-5a6b7c8d-0e1f2a3b"
     otlp_secret = "otlp-team-secret-77aa1b"
     server = serve(**traced_env(
         fake_model, otlp, REDIS_URL=redis.url, ADMIN_TOKEN=admin,
