@@ -23,7 +23,7 @@ from ielts_service.observability.logging import configure_logging
 from ielts_service.observability.metrics import Metrics
 from ielts_service.observability.otel import init_tracing
 from ielts_service.observability.sentry import init_error_tracking
-from ielts_service.questions.warm import warm_once
+from ielts_service.questions.operations import warm_once
 from ielts_service.services import EXTENSION, close_services, open_services
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextvars
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+T = TypeVar("T")
 Attr = str | bool | int | float | Sequence[str]
 Kind = Literal["internal", "client"]
 
@@ -112,6 +113,12 @@ def span(name: str, attributes: Mapping[str, Attr | None] | None = None, *,
             raise
 
 
+async def in_span(name: str, work: Awaitable[T], attributes: Mapping[str, Attr | None]) -> T:
+    """`await work` inside a span: for a task, so that what it does is that span's child."""
+    with span(name, attributes):
+        return await work
+
+
 def log_ids() -> dict[str, str] | None:
     """trace_id and span_id of the current span, for log lines; None outside a trace."""
     if _on is None:
@@ -141,8 +148,9 @@ def detached() -> contextvars.Context:
     return fresh
 
 
-def genai_request(provider: str, model: str, *, attempt: int, temperature: float | None,
-                  max_tokens: int | None, server: tuple[str, int | None]) -> dict[str, Attr | None]:
+def genai_request(provider: str, model: str, part: int, prompt_version: str, *, attempt: int,
+                  temperature: float | None, max_tokens: int | None,
+                  server: tuple[str, int | None]) -> dict[str, Attr | None]:
     """The attributes of a model attempt's span that are known before it is sent."""
     return {
         "gen_ai.operation.name": "chat",
@@ -154,18 +162,28 @@ def genai_request(provider: str, model: str, *, attempt: int, temperature: float
         "server.address": server[0],
         "server.port": server[1],
         "ielts.ai.attempt": attempt,
+        "ielts.ai.part": part,
+        "ielts.ai.prompt_version": prompt_version,
     }
 
 
-def genai_response(*, model: str | None, response_id: str | None,
-                   finish_reasons: Sequence[str], input_tokens: int | None,
-                   output_tokens: int | None, outcome: str) -> dict[str, Attr | None]:
-    """The attributes of a model attempt's span once it has an answer (or failed)."""
-    return {
+def attempt_done(span: Span, outcome: str, *, response: tuple[str, str, list[str]] | None,
+                 tokens: tuple[int | None, int | None],
+                 first_item_ms: float | None) -> dict[str, str] | None:
+    """A model attempt's result on its span (GenAI response and usage attributes; a failure
+    as its outcome); returns the span's ids for the attempt's log line."""
+    if _on is None:
+        return None
+    if outcome != "success":
+        span.fail(outcome)
+    model, response_id, finish_reasons = response or (None, None, None)
+    span.set({
         "gen_ai.response.model": model,
         "gen_ai.response.id": response_id,
-        "gen_ai.response.finish_reasons": list(finish_reasons) or None,
-        "gen_ai.usage.input_tokens": input_tokens,
-        "gen_ai.usage.output_tokens": output_tokens,
+        "gen_ai.response.finish_reasons": finish_reasons or None,
+        "gen_ai.usage.input_tokens": tokens[0],
+        "gen_ai.usage.output_tokens": tokens[1],
         "ielts.ai.outcome": outcome,
-    }
+        "ielts.ai.first_item_ms": first_item_ms,  # a streamed answer's first valid item
+    })
+    return log_ids()

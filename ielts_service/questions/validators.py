@@ -179,3 +179,29 @@ def parse_answer(part: int, payload: object,
     if not items:
         raise InvalidOutput("no valid item: " + "; ".join(rejected[:5]))
     return Batch(items, rejected)
+
+
+class ItemChecker:
+    """Checks a streamed answer's items as they complete: valid and tidied, none repeating an
+    earlier one of the same answer; `on_rejected` hears about every dropped item."""
+
+    def __init__(self, part: int,
+                 on_rejected: Callable[[int, list[Problem]], None] | None = None) -> None:
+        self.part, self._on_rejected = part, on_rejected
+        self._seen: set[str] = set()
+
+    def accept(self, raw: list[Any]) -> list[Item]:
+        accepted, rejected = [], []
+        for candidate in raw:
+            if problems := check_item(self.part, candidate):
+                rejected.append(Problem(problems[0].code, "; ".join(problems)))
+                continue
+            item = tidy(self.part, candidate)
+            if (key := fingerprint(self.part, item)) in self._seen:
+                rejected.append(Problem("duplicate", "duplicate item"))
+                continue
+            self._seen.add(key)
+            accepted.append(item)
+        if rejected and self._on_rejected is not None:
+            self._on_rejected(self.part, rejected)
+        return accepted

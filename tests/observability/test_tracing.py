@@ -58,9 +58,10 @@ async def post(url: str, body: dict[str, Any], headers: dict[str, str]) -> httpx
         return await client.post(url + "/generate-question", json=body, headers=headers)
 
 
+@pytest.mark.parametrize("stream", ["true", "false"], ids=["streamed", "whole"])
 async def test_a_cold_request_continues_the_callers_trace_down_to_the_model_attempt(
-        serve, fake_model, redis, otlp):
-    server = serve(**traced_env(fake_model, otlp, REDIS_URL=redis.url))
+        serve, fake_model, redis, otlp, stream):
+    server = serve(**traced_env(fake_model, otlp, REDIS_URL=redis.url, AI_STREAM=stream))
     response = await post(server.url, {"topic": "a lighthouse keeper's day", "part": 2},
                           {"traceparent": traceparent(), "X-Request-ID": "traced-cold-1"})
     assert response.status_code == 200 and response.json()["data"]["source"] == "ai"
@@ -89,15 +90,21 @@ async def test_a_cold_request_continues_the_callers_trace_down_to_the_model_atte
     assert a["gen_ai.request.model"] == "gpt-4o-test"
     assert a["gen_ai.response.model"] == "gpt-4o"  # what the fake deployment says it runs
     assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (100, 200)
+    assert a["gen_ai.response.finish_reasons"] == ["stop"]
     assert a["ielts.ai.attempt"] == 1 and a["ielts.ai.outcome"] == "success"
+    if stream == "true":  # the time to the first valid item of the streamed answer
+        assert a["ielts.ai.first_item_ms"] > 0
+    else:
+        assert "ielts.ai.first_item_ms" not in a
     assert "error.type" not in a and attempt.status_code != 2
 
     # Redis commands and the single-flight are spans of the same request.
     redis_spans = [s for s in spans if s.attributes.get("db.system") == "redis"]
     assert redis_spans and all(server_span in ancestors(s, spans) for s in redis_spans)
     (flight,) = [s for s in spans if s.name == "single-flight"]
-    assert flight.attributes["ielts.flight.produced"] is True
-    assert flight in ancestors(attempt, spans)
+    assert flight in ancestors(attempt, spans) and server_span in ancestors(flight, spans)
+    produced = ("ielts.flight.streamed" if stream == "true" else "ielts.flight.produced")
+    assert flight.attributes[produced] is True
 
     # The model call carries the trace onward, from a span below the attempt's.
     (sent,) = fake_model.requests
