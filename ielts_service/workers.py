@@ -70,20 +70,20 @@ def run(config: Config) -> int:
     while active:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited: the master stops workers
         while len(processes) < config.workers:
-            process = ctx.Process(target=asyncio_worker, kwargs={
+            worker = ctx.Process(target=asyncio_worker, kwargs={
                 "config": config, "sockets": None, "shutdown_event": shutdown})
-            process.daemon = config.daemon
-            process.start()
-            processes.append(process)
+            worker.daemon = config.daemon
+            worker.start()
+            processes.append(worker)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGHUP, restart)
         wait([process.sentinel for process in processes])
-        for process in [p for p in processes if p.exitcode is not None]:
-            process.join()
-            processes.remove(process)
-            if process.exitcode and not exitcode:
-                exitcode = process.exitcode
+        for ended in [p for p in processes if p.exitcode is not None]:
+            ended.join()
+            processes.remove(ended)
+            if ended.exitcode and not exitcode:
+                exitcode = ended.exitcode
         if exitcode:
             stop()
     for process in processes:
