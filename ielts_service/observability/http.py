@@ -9,18 +9,22 @@ import structlog
 from quart import Quart, Response, g, request
 
 from ielts_service.observability import timing
-from ielts_service.observability.metrics import Metrics, method_label
+from ielts_service.observability.logging import fast_logger
+from ielts_service.observability.metrics import Labelled, Metrics, method_label
 from ielts_service.observability.request_id import request_id_from
 
 # Blueprints whose answers are question answers: they carry Server-Timing and count in
 # ielts_overhead_seconds (the contract's "every question answer").
 TIMED_BLUEPRINTS = frozenset({"questions"})
 
-log = structlog.get_logger("ielts_service.access")
+ACCESS = "ielts_service.access"
 
 
 def init_request_observability(app: Quart, metrics: Metrics) -> None:
     """Register the hooks; call first, so the request id is bound before anything logs."""
+    log = fast_logger(ACCESS)
+    answered, took = Labelled(metrics.http_requests), Labelled(metrics.http_duration)
+    overhead = Labelled(metrics.overhead)
 
     @app.before_request
     async def _start() -> None:
@@ -39,13 +43,13 @@ def init_request_observability(app: Quart, metrics: Metrics) -> None:
         route = request.url_rule.rule if request.url_rule else "unmatched"
         method = method_label(request.method)
         elapsed = time.monotonic() - g.get("started", time.monotonic())
-        metrics.http_requests.labels(method, route, str(response.status_code)).inc()
-        metrics.http_duration.labels(method, route).observe(elapsed)
+        answered(method, route, str(response.status_code)).inc()
+        took(method, route).observe(elapsed)
         timings: timing.Timings | None = g.get("timings")
         if timings is not None and request.blueprint in TIMED_BLUEPRINTS:
             total = timings.elapsed()
             response.headers["Server-Timing"] = timings.header(total)
-            metrics.overhead.labels(route).observe(max(0.0, total - timings.spent("model")))
+            overhead(route).observe(max(0.0, total - timings.spent("model")))
         fields = {}
         if details := g.get("error_details"):
             fields["details"] = details
