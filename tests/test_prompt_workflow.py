@@ -38,13 +38,16 @@ def test_lint_fails_with_file_and_line_on_a_broken_copy(prompts_copy, capsys):
     assert f"{prompts_copy / 'part2.txt'}:7: unknown placeholder {{{{ cuont }}}}" in err
 
 
-def test_render_prints_exactly_what_would_be_sent(capsys):
-    assert main(["prompts", "render", "2", "--topic", "Memorable journeys",
-                 "--dir", str(ROOT / "prompts")]) == 0
+@pytest.mark.parametrize(("typed", "sent"), [("Travelling!", "travel and holidays"),
+                                             ("My favourite teacher", "favourite teacher")])
+def test_render_prints_exactly_what_would_be_sent(capsys, typed, sent):
+    """The topic as the service sends it: an area's name for a phrasing of the area, the
+    student's own (normalised) words for anything more specific."""
+    assert main(["prompts", "render", "2", "--topic", typed, "--dir", str(ROOT / "prompts")]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["response_format"]["json_schema"]["name"] == "ielts_part2"
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
-    assert body["messages"][1]["content"].endswith('Topic: "travel and holidays"')
+    assert body["messages"][1]["content"].endswith(f'Topic: "{sent}"')
     assert body["max_tokens"] == 1500 and body["temperature"] == 0.9
 
 
@@ -90,8 +93,9 @@ def test_an_edit_is_served_without_a_restart_and_a_broken_edit_is_refused(
     assert fake_model.requests[-1].body["temperature"] == 0.6
 
     part2.write_text(part2.read_text().replace("{{ topic }}", "{% if %}"))
-    wait_for(lambda: httpx.get(server.url + "/health/ready", timeout=30).json()["data"]["checks"]
-             ["prompts"]["reload_error"])
+    ready = wait_for(lambda: (r := httpx.get(server.url + "/health/ready", timeout=30))
+                     .json()["data"]["checks"]["prompts"]["reload_failed"] and r)
+    assert "part2.txt" not in ready.text  # readiness says only that it failed
     assert version() == second  # the last good version keeps serving
     failures = [json.loads(line) for line in server.stop() if "prompts_reload_failed" in line]
     assert failures and any("part2.txt:" in p for p in failures[0]["problems"])

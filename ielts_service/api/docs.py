@@ -26,8 +26,10 @@ blueprint = Blueprint("docs", __name__)
 # What the guards may answer before a handler runs, per kind of route.
 BODY = ("invalid_json", "payload_too_large", "unsupported_media_type", "request_timeout")
 GUARDED = ("unauthorized", "forbidden", "rate_limited")  # client API keys, rate limits
-QUESTION = ("invalid_payload", "topic_rejected", "content_filtered", "upstream_unavailable",
-            "timeout")
+QUESTION = ("invalid_payload", "topic_rejected", "topic_unavailable", "content_filtered",
+            "generation_limited", "upstream_unavailable", "timeout")
+# A GET never calls the model: a pool, the bank, or nothing ready yet.
+CACHED_ONLY = ("invalid_payload", "topic_rejected", "topic_unavailable", "not_cached")
 ADMIN = ("unauthorized", "forbidden")
 
 
@@ -46,7 +48,8 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
     "/generate-question": {
         "post": Operation("One question item for a topic and part", (*BODY, *GUARDED, *QUESTION),
                           body=QuestionRequest),
-        "get": Operation("The same, from the query string", (*GUARDED, *QUESTION),
+        "get": Operation("The same from the query string, answered from pools or the bank "
+                         "only: never a fresh model call", (*GUARDED, *CACHED_ONLY),
                          query=QuestionRequest),
     },
     "/v1/mock-test": {"post": Operation("A whole linked Speaking test",
@@ -130,7 +133,9 @@ def spec() -> dict[str, Any]:
     error = {"type": "object", "required": ["status", "code", "message"], "properties": {
         "status": {"const": "error"}, "code": {"type": "string"}, "message": {"type": "string"},
         "details": {"type": "array", "items": {"type": "object", "properties": {
-            "field": {"type": "string"}, "problem": {"type": "string"}}}}}}
+            "field": {"type": "string"}, "problem": {"type": "string"},
+            # topic_unavailable: one catalogue topic per entry, closest first
+            "suggestion": {"type": "string"}}}}}}
     success = {"type": "object", "required": ["status", "data"], "properties": {
         "status": {"const": "success"}, "data": {"type": "object"}}}
     return {

@@ -1,10 +1,12 @@
 """The model call: one structured-output chat completion per attempt, retried by policy.
 
-`ModelClient.generate(call, parse, deadline)` sends `call` until `parse` accepts an answer
-and returns what `parse` made of it, or raises: `ContentFiltered` (not retried),
+`ModelClient.generate(call, parse, deadline, admit)` sends `call` until `parse` accepts an
+answer and returns what `parse` made of it (`stream` hands on items as they are written),
+or raises: `ContentFiltered` (not retried),
 `ModelUnavailable` (retries spent, a non-retryable error, breaker open, budget spent),
-`DeadlineExceeded` (the request's deadline passed). It knows nothing of IELTS: the caller
-says what to send and what counts as a usable answer.
+`DeadlineExceeded` (the request's deadline passed), or whatever `admit` raised: the caller's
+own check, run before every attempt that would reach the model (a client's quota). It
+knows nothing of IELTS: the caller says what to send and what counts as a usable answer.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from ielts_service.deadline import Deadline, DeadlineExceeded
-from ielts_service.llm.breaker import CircuitBreaker
+from ielts_service.llm.breaker import CircuitBreaker, breaker_verdict
 from ielts_service.llm.budget import Budget
 from ielts_service.llm.call import ChatCall, chat_body
 from ielts_service.llm.errors import (
@@ -48,6 +50,7 @@ from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.model")
 T = TypeVar("T")
+Admit = Callable[[], Awaitable[None]]
 
 
 @dataclass
@@ -86,8 +89,9 @@ class ModelClient:
         await self._client.close()
 
     async def generate(self, call: ChatCall, parse: Callable[[object], T],
-                       deadline: Deadline) -> T:
-        """`parse` of the first answer it accepts (it raises InvalidOutput to retry)."""
+                       deadline: Deadline, admit: Admit | None = None) -> T:
+        """`parse` of the first answer it accepts (it raises InvalidOutput to retry);
+        `admit` runs before each attempt that would reach the model and may refuse it."""
 
         async def send(record: _Attempt, timeout: float) -> T:
             completion = await self._client.post(
@@ -98,10 +102,11 @@ class ModelClient:
                 record.completion_tokens = completion.usage.completion_tokens
             return parse(payload_of(completion))
 
-        return await self._retried(call, deadline, send)
+        return await self._retried(call, deadline, send, admit)
 
     async def stream(self, call: ChatCall, accept: Callable[[list[Any]], list[T]],
-                     deliver: Callable[[list[T]], Awaitable[None]], deadline: Deadline) -> int:
+                     deliver: Callable[[list[T]], Awaitable[None]], deadline: Deadline,
+                     admit: Admit | None = None) -> int:
         """Stream the answer and `deliver` each batch of items `accept` keeps, as soon as
         they are complete; return how many were delivered. An attempt that delivered
         nothing is retried like any failed attempt; one that broke after delivering some
@@ -120,10 +125,11 @@ class ModelClient:
                 record.prompt_tokens = record.stream.prompt_tokens
                 record.completion_tokens = record.stream.completion_tokens
 
-        return await self._retried(call, deadline, send)
+        return await self._retried(call, deadline, send, admit)
 
     async def _retried(self, call: ChatCall, deadline: Deadline,
-                       send: Callable[[_Attempt, float], Awaitable[T]]) -> T:
+                       send: Callable[[_Attempt, float], Awaitable[T]],
+                       admit: Admit | None) -> T:
         """Attempts of `send` under the retry policy, each logged and counted."""
         attempts: list[_Attempt] = []
 
@@ -144,7 +150,7 @@ class ModelClient:
                 with attempt:
                     record = _Attempt(attempt.retry_state.attempt_number)
                     attempts.append(record)
-                    result = await self._attempt(call, deadline, record, send)
+                    result = await self._attempt(call, deadline, record, send, admit)
                     self._log(call, record)
                     return result
         except BaseException as exc:
@@ -175,17 +181,24 @@ class ModelClient:
         return exc
 
     async def _attempt(self, call: ChatCall, deadline: Deadline, record: _Attempt,
-                       send: Callable[[_Attempt, float], Awaitable[T]]) -> T:
-        """One attempt: breaker, budget and deadline first, then `send`, then its outcome
-        (logged by the caller, counted here, told to the breaker)."""
+                       send: Callable[[_Attempt, float], Awaitable[T]],
+                       admit: Admit | None) -> T:
+        """One attempt: breaker, the caller's admission, budget and deadline first, then
+        `send`, then its outcome (logged by the caller, counted here, told to the breaker)."""
         record.outcome = "skipped"  # until a call is made: nothing to log or count
-        if not self.breaker.allow():
+        if not self.breaker.ready():  # before anything is spent on a call it would refuse
             raise CircuitOpen(self.breaker.retry_after())
+        if admit is not None:
+            await admit()
         if self.budget is not None:
             await self.budget.take(call.token_estimate(), deadline)
         remaining = deadline.remaining()
         if remaining <= 0:
             raise DeadlineExceeded()
+        if not self.breaker.allow():  # another request took the half-open probe meanwhile
+            raise CircuitOpen(self.breaker.retry_after())
+        full_time = remaining >= self.policy.attempt_timeout
+        broken_body = False
         started = time.monotonic()
         error: BaseException | None = None
         try:
@@ -200,6 +213,7 @@ class ModelClient:
             return cast(T, exc.delivered)
         except json.JSONDecodeError:
             # The SDK raises this bare when a 200 carries a truncated or broken body.
+            broken_body = True
             error = InvalidOutput("response body is not JSON")
             raise error from None
         except TimeoutError:
@@ -218,13 +232,13 @@ class ModelClient:
             raise
         finally:
             record.outcome = outcome_of(error)
-            if record.outcome not in ("content_filtered", "cancelled"):
-                self._record_health(record.outcome == "success")
+            self._record_health(breaker_verdict(record.outcome, full_time=full_time,
+                                                broken_body=broken_body))
             record.latency_ms = round((time.monotonic() - started) * 1000, 1)
             record.status_code = getattr(error, "status_code", None)
             self._count(call.part, record)
 
-    def _record_health(self, success: bool) -> None:
+    def _record_health(self, success: bool | None) -> None:
         before = self.breaker.state
         self.breaker.record(success)
         if (after := self.breaker.state) != before:

@@ -1,212 +1,164 @@
 """`QuestionService`: one item for a topic and part, from a pool, the model or the bank.
 
-Order: the pool for (model, prompt version, part, topic) if one is cached; else one model
-call whose valid items become the pool; if the model cannot be reached, the bank's item
-for the same topic area (`degraded`), and only when there is none, `NoQuestion`. A
-session that has seen a whole pool gets the pool widened by another call, not a repeat.
+Order: the pool for (model, prompt version, part, topic) if one is cached (its items
+checked again: a store holds data); else one model call whose valid items become the
+pool, streamed so the first student gets the first item the model writes; if the model
+cannot be reached, the bank's items on the same topic (`degraded`), and only when there
+are none, `NoQuestion`. A session that has seen a whole pool gets the pool widened by
+another call, not a repeat. The topic is never swapped for another: text that names a
+catalogue area shares the area's pools; any other text keeps its own, and the model is
+asked about it (see `bank.pool_topic`). With no model, a topic the bank has nothing on
+is `TopicUnavailable`. Every model attempt a request causes (and the refills it starts)
+is charged to its `Payer`'s quota: past it the bank answers (`degraded`), else
+`QuotaExhausted`; a GET gets pools or the bank only, else `NotCached`. How pools are made
+and kept is `pooling.PoolMaker`'s job.
 """
 
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from ielts_service.config import Settings
 from ielts_service.deadline import Deadline, DeadlineExceeded
 from ielts_service.llm.client import ModelClient
 from ielts_service.llm.errors import ContentFiltered, ModelUnavailable
-from ielts_service.observability.metrics import Metrics
 from ielts_service.observability.timing import waiting
-from ielts_service.questions.bank import Bank, BankTopic, pool_topic
+from ielts_service.questions.bank import Bank, pool_topic
 from ielts_service.questions.items import Item, item_id, to_data
+from ielts_service.questions.operations import check_dependencies
+from ielts_service.questions.pooling import PoolMaker
 from ielts_service.questions.prompts import PromptSet, PromptStore
-from ielts_service.questions.readiness import check_dependencies
 from ielts_service.questions.topics import reject_avoided
-from ielts_service.questions.validators import (
-    Batch,
-    ItemChecker,
-    Problem,
-    fingerprint,
-    parse_answer,
-)
 from ielts_service.state.background import BackgroundTasks
-from ielts_service.state.flight import SingleFlight
-from ielts_service.state.pools import LocalPools, Pool, PoolStore, StoreError, pool_key
+from ielts_service.state.pools import pool_key
+from ielts_service.state.quota import OPERATOR, Payer, QuotaExhausted
 
 log = structlog.get_logger("ielts_service.questions")
 DEFAULT_RETRY_AFTER = 10
 
 
 class NoQuestion(Exception):
-    """Nothing to serve on this topic: the model is unreachable and the bank has no area."""
+    """Nothing to serve: the model is unreachable and the bank has no area for the topic."""
 
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"no question; retry after {retry_after} s")
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True)
-class PoolSettings:
-    size: int
-    ttl_seconds: int
-    soft_ttl_seconds: int  # past it a pool is served stale while one refill runs
-    max_items: int  # widening stops here; past it a session sees repeats
-    refill_timeout: float  # a background refill's own deadline
-    local_ttl: float  # how long a worker serves a hot pool without asking Redis
-    stream: bool  # a cold request is served the first item of a streamed call
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PoolSettings:
-        return cls(settings.pool_size, settings.pool_ttl_seconds, settings.pool_soft_ttl_seconds,
-                   settings.pool_max_items, settings.refill_timeout_seconds,
-                   settings.local_pool_ttl_seconds if settings.redis_url else 0.0,
-                   settings.ai_stream)
+class NotCached(Exception):
+    """A request that may not call the model found no pool, and the bank has no area."""
 
 
 class QuestionService:
     """Holds what a question needs; every dependency is passed in."""
 
-    def __init__(self, *, store: PoolStore, bank: Bank, prompts: PromptStore,
-                 model: ModelClient | None, pools: PoolSettings, metrics: Metrics,
-                 flight: SingleFlight, background: BackgroundTasks) -> None:
-        self.store, self.bank, self.prompts, self.model = store, bank, prompts, model
-        self.pools, self.metrics = pools, metrics
-        self.flight, self.background = flight, background
-        self.local = LocalPools(pools.local_ttl)
+    def __init__(self, *, pools: PoolMaker, bank: Bank, prompts: PromptStore,
+                 background: BackgroundTasks) -> None:
+        self.pools, self.bank, self.prompts, self.background = pools, bank, prompts, background
+        self.store, self.flight = pools.store, pools.flight
+
+    @property
+    def model(self) -> ModelClient | None:
+        return self.pools.model
 
     async def question(
-        self, topic: str | None, part: int, session_id: str | None, deadline: Deadline
+        self, topic: str | None, part: int, session_id: str | None, deadline: Deadline,
+        payer: Payer = OPERATOR,
     ) -> dict[str, Any]:
         """The `data` of a /generate-question answer."""
         reject_avoided(topic)
         if self.model is None:
-            area = self._bank_area(topic)
-            return await self._serve_bank(area, part, session_id, degraded=False)
+            return await self._serve_bank(*self.bank.choose(topic, part), part, session_id,
+                                          degraded=False)
         norm = pool_topic(self.bank, topic) if topic else self.bank.random_topic().name
         prompt = self.prompts.current[part]
         key = pool_key(part, norm, prompt.version, self.model.model)
-        pool = await self._cached(key)
+        pool = await self.pools.cached(key, part)
         if pool is None:
-            return await self._cold(key, norm, prompt, session_id, deadline)
-        if pool.stale:
-            self.background.spawn(key, "refill", lambda: self._refill(key, norm, prompt))
+            if not payer.fresh:
+                return await self._fallback(norm, part, session_id, NotCached(norm))
+            return await self._cold(key, norm, prompt, session_id, deadline, payer)
+        if pool.stale and payer.fresh:
+            self.background.spawn(key, "refill",
+                                  lambda: self.pools.refill(key, norm, prompt, payer))
         with waiting("cache"):
             seen = await self.store.seen(session_id, key) if session_id else set()
         unseen = [item for item in pool.items if item_id(part, item) not in seen]
-        if unseen or session_id is None or len(pool.items) >= self.pools.max_items:
-            if session_id is not None and len(unseen) <= 2:  # refill ahead of need
-                self.background.spawn(key, "widen", lambda: self._widen(key, norm, prompt))
+        if (unseen or session_id is None or len(pool.items) >= self.pools.settings.max_items
+                or not payer.fresh):
+            if payer.fresh and session_id is not None and len(unseen) <= 2:  # ahead of need
+                self.background.spawn(key, "widen",
+                                      lambda: self.pools.widen(key, norm, prompt, payer))
             return await self._serve(key, norm, prompt, unseen or pool.items, session_id, "cache")
         # This session has seen the whole pool: widen it now rather than repeat.
         try:
             with waiting("model"):
-                fresh = await self._widen(key, norm, prompt, deadline)
-        except (ContentFiltered, ModelUnavailable, DeadlineExceeded):
+                fresh = await self.pools.widen(key, norm, prompt, payer, deadline)
+        except (ContentFiltered, ModelUnavailable, DeadlineExceeded, QuotaExhausted):
             fresh = []
         source = "ai" if fresh else "cache"
         return await self._serve(key, norm, prompt, fresh or pool.items, session_id, source)
 
     async def _cold(
-        self, key: str, topic: str, prompt: PromptSet, session_id: str | None, deadline: Deadline
+        self, key: str, topic: str, prompt: PromptSet, session_id: str | None, deadline: Deadline,
+        payer: Payer,
     ) -> dict[str, Any]:
-        """A miss: one model call for everyone missing this pool (single-flight)."""
+        """A miss: one model call for everyone missing this pool (single-flight). A client
+        past its quota is answered without joining (or starting) the call."""
 
         async def landed() -> list[Item] | None:
-            pool = await self._cached(key, count=False)
+            pool = await self.pools.cached(key, prompt.part, count=False)
             return pool.items if pool else None
 
-        if self.pools.stream:
-            return await self._cold_streamed(key, topic, prompt, session_id, deadline, landed)
-
-        async def produce() -> list[Item]:
-            return await self._generate(key, topic, prompt, Deadline(deadline.at), [])
-
         try:
+            if (check := payer.admission(self.pools.quota, spend=False)) is not None:
+                await check()
+            if self.pools.settings.stream:
+                return await self._cold_streamed(key, topic, prompt, session_id, deadline, payer,
+                                                 landed)
+
+            async def produce() -> list[Item]:
+                return await self.pools.generate(key, topic, prompt, Deadline(deadline.at), [],
+                                                 payer)
+
             with waiting("model"):  # also when another request's call is the one we wait on
                 items, produced = await self.flight.run(key, landed, produce, deadline)
-        except (ModelUnavailable, DeadlineExceeded) as exc:
+        except (ModelUnavailable, DeadlineExceeded, QuotaExhausted) as exc:
             return await self._fallback(topic, prompt.part, session_id, exc)
         return await self._serve(key, topic, prompt, items, session_id,
                                  "ai" if produced else "cache")
 
     async def _cold_streamed(
         self, key: str, topic: str, prompt: PromptSet, session_id: str | None,
-        deadline: Deadline, landed: Callable[[], Awaitable[list[Item] | None]],
+        deadline: Deadline, payer: Payer, landed: Callable[[], Awaitable[list[Item] | None]],
     ) -> dict[str, Any]:
         """A miss, streamed: the first item this session has not seen, as soon as the one
-        call for this pool has written it; the call goes on to fill the pool."""
+        call for this pool (here, or on another instance) has written it."""
         with waiting("cache"):
             seen = await self.store.seen(session_id, key) if session_id else set()
-        call_deadline = Deadline(deadline.at)  # the first asker's, as for a whole call
 
         async def start(deliver: Callable[[list[Item]], Awaitable[None]]) -> None:
-            await self._generate_streamed(key, topic, prompt, deliver, call_deadline)
-
-        feed, started = self.flight.stream(key, landed, start, call_deadline)
+            await self.pools.generate_streamed(key, topic, prompt, payer, deliver,
+                                               Deadline(deadline.at))
 
         def unseen(item: Item) -> bool:
             return item_id(prompt.part, item) not in seen
 
-        try:
-            if (item := feed.pick(unseen)) is None:  # nothing written yet for this session
-                with waiting("model"):
-                    item = await feed.first(unseen, deadline)
-        except DeadlineExceeded as exc:
-            return await self._fallback(topic, prompt.part, session_id, exc)
+        feed, started = self.flight.stream(key, landed, start, Deadline(deadline.at))
+        if (item := feed.pick(unseen)) is None:  # nothing written yet for this session
+            with waiting("model"):
+                item = await feed.first(unseen, deadline)
         if item is None:  # the call ended without an item for this session
-            if isinstance(feed.error, ModelUnavailable | DeadlineExceeded):
-                return await self._fallback(topic, prompt.part, session_id, feed.error)
-            if isinstance(feed.error, ContentFiltered):
+            if feed.error is not None:
                 raise feed.error
-            pool = await self._cached(key, count=False)
-            if pool is None:
-                return await self._fallback(topic, prompt.part, session_id,
-                                            ModelUnavailable("no_item"))
+            if (pool := await self.pools.cached(key, prompt.part, count=False)) is None:
+                raise ModelUnavailable("no_item")
             return await self._serve(key, topic, prompt, pool.items, session_id, "cache")
         return await self._serve(key, topic, prompt, [item], session_id,
                                  "ai" if started and feed.produced_here else "cache")
-
-    async def _generate_streamed(
-        self, key: str, topic: str, prompt: PromptSet,
-        deliver: Callable[[list[Item]], Awaitable[None]], deadline: Deadline,
-    ) -> None:
-        """One streamed call: each valid item that no other pool holds is handed to `deliver`
-        as it completes; the pool lands in the cache once, at the end."""
-        assert self.model is not None
-        valid: list[Item] = []
-        fresh: list[Item] = []
-
-        async def keep(items: list[Item]) -> None:
-            valid.extend(items)
-            if new := await self._claim(prompt, items):
-                fresh.extend(new)
-                await deliver(new)
-
-        checker = ItemChecker(prompt.part, self._rejected)
-        await self.model.stream(prompt.call(topic, prompt.items or self.pools.size),
-                                checker.accept, keep, deadline)
-        if not fresh:  # all seen elsewhere: still better than nothing
-            await deliver(valid)
-        await self._store(key, fresh or valid)
-
-    async def _refill(self, key: str, topic: str, prompt: PromptSet,
-                      deadline: Deadline | None = None) -> None:
-        """Replace a missing or stale pool; one refill at a time across every instance."""
-
-        async def fresh() -> list[Item] | None:
-            pool = await self._cached(key, count=False)
-            return pool.items if pool and not pool.stale else None
-
-        async def produce() -> list[Item]:
-            return await self._generate(key, topic, prompt, deadline or self._refill_deadline(),
-                                        [], replace=True)
-
-        await self.flight.run(key, fresh, produce, deadline or self._refill_deadline())
 
     async def fill(self, topic: str, part: int, deadline: Deadline) -> str:
         """Have the pool of (topic, part) cached and fresh ahead of students: `cached` when
@@ -215,56 +167,14 @@ class QuestionService:
         norm = pool_topic(self.bank, topic)
         prompt = self.prompts.current[part]
         key = pool_key(part, norm, prompt.version, self.model.model)
-        pool = await self._cached(key, count=False)
+        pool = await self.pools.cached(key, part, count=False)
         if pool is not None and not pool.stale:
             return "cached"
         try:
-            await self._refill(key, norm, prompt, deadline)
+            await self.pools.refill(key, norm, prompt, OPERATOR, deadline)
         except (ContentFiltered, ModelUnavailable, DeadlineExceeded):
             return "failed"
         return "filled"
-
-    async def _widen(self, key: str, topic: str, prompt: PromptSet,
-                     deadline: Deadline | None = None) -> list[Item]:
-        """Add a call's new items to the pool (up to `max_items`); return the new ones."""
-        pool = await self._cached(key, count=False)
-        if pool is None or len(pool.items) >= self.pools.max_items:
-            return []
-        return await self._generate(key, topic, prompt, deadline or self._refill_deadline(),
-                                    pool.items)
-
-    def _refill_deadline(self) -> Deadline:
-        return Deadline.after(self.pools.refill_timeout)
-
-    async def _generate(
-        self, key: str, topic: str, prompt: PromptSet, deadline: Deadline, pool: list[Item],
-        *, replace: bool = False,
-    ) -> list[Item]:
-        """One model call; its new items join (or replace) the pool. Returns the new items."""
-        assert self.model is not None
-        call = prompt.call(topic, prompt.items or self.pools.size)
-        batch: Batch = await self.model.generate(
-            call, lambda payload: parse_answer(prompt.part, payload, self._rejected), deadline)
-        fresh = await self._claim(prompt, batch.items)
-        if not fresh and not pool:
-            fresh = batch.items  # all seen elsewhere: still better than nothing
-        items = (fresh or pool) if replace else pool + fresh
-        await self._store(key, items)
-        return fresh
-
-    def _rejected(self, part: int, problems: list[Problem]) -> None:
-        for problem in problems:
-            self.metrics.items_rejected.labels(str(part), problem.code).inc()
-
-    async def _claim(self, prompt: PromptSet, items: list[Item]) -> list[Item]:
-        """Drop items whose text another pool (or this one) already holds."""
-        assert self.model is not None
-        prints = [fingerprint(prompt.part, item) for item in items]
-        new = await self.store.claim(f"{self.model.model}:{prompt.version}", prints,
-                                     self.pools.ttl_seconds)
-        if dropped := len(items) - len([p for p in prints if p in new]):
-            self._rejected(prompt.part, [Problem("duplicate", "duplicate item")] * dropped)
-        return [item for item, p in zip(items, prints, strict=True) if p in new]
 
     async def _serve(
         self, key: str, topic: str, prompt: PromptSet, items: list[Item],
@@ -274,64 +184,36 @@ class QuestionService:
         if session_id is not None:
             with waiting("cache"):
                 await self.store.mark_seen(session_id, key, item_id(prompt.part, item),
-                                           self.pools.ttl_seconds)
+                                           self.pools.settings.session_ttl)
         return to_data(prompt.part, topic, item, source=source, degraded=False,
                        prompt_version=prompt.version)
 
-    def _bank_area(self, topic: str | None) -> BankTopic:
-        if topic is None:
-            return self.bank.random_topic()
-        return self.bank.match(topic) or self.bank.fallback_topic(topic)
-
     async def _serve_bank(
-        self, area: BankTopic, part: int, session_id: str | None, *, degraded: bool
+        self, topic: str, items: list[Item], part: int, session_id: str | None, *,
+        degraded: bool,
     ) -> dict[str, Any]:
-        key = f"bank:{self.bank.version}:p{part}:{area.name}"
+        key = f"bank:{self.bank.version}:p{part}:{topic}"
         seen = await self.store.seen(session_id, key) if session_id else set()
-        items = area.items[part]
         item = random.choice([i for i in items if item_id(part, i) not in seen] or items)
         if session_id is not None:
             await self.store.mark_seen(session_id, key, item_id(part, item),
-                                       self.pools.ttl_seconds)
-        return to_data(part, area.name, item, source="bank", degraded=degraded,
+                                       self.pools.settings.session_ttl)
+        return to_data(part, topic, item, source="bank", degraded=degraded,
                        prompt_version=self.bank.version)
 
     async def _fallback(
         self, topic: str, part: int, session_id: str | None, exc: Exception
     ) -> dict[str, Any]:
-        area = self.bank.match(topic)
-        log.warning("ai_fallback", reason=str(exc) or type(exc).__name__,
-                    served="bank" if area else "nothing")
-        if area is not None:
-            return await self._serve_bank(area, part, session_id, degraded=True)
-        if isinstance(exc, DeadlineExceeded):
+        found = self.bank.items_for(topic, part)
+        if not isinstance(exc, NotCached):  # a GET's answer from the bank is by design
+            log.warning("ai_fallback", reason=str(exc) or type(exc).__name__,
+                        served="bank" if found else "nothing")
+        if found is not None:
+            return await self._serve_bank(*found, part, session_id,
+                                          degraded=not isinstance(exc, NotCached))
+        if isinstance(exc, DeadlineExceeded | QuotaExhausted | NotCached):
             raise exc
         raise NoQuestion(getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER)
-
-    async def _cached(self, key: str, *, count: bool = True) -> Pool | None:
-        """The pool under `key`. Counted lookups (a student's request) may be answered by
-        this worker's local copy; uncounted ones (single-flight, refills) ask the store."""
-        if count and (pool := self.local.get(key)) is not None:
-            self.metrics.cache_requests.labels("stale" if pool.stale else "hit").inc()
-            return pool
-        try:
-            with waiting("cache"):
-                pool = await self.store.get(key)
-        except StoreError:
-            self.metrics.cache_requests.labels("error").inc()
-            return None
-        pool = pool if pool and pool.items else None
-        if pool is not None:
-            self.local.put(key, pool)
-        if count:
-            result = "miss" if pool is None else "stale" if pool.stale else "hit"
-            self.metrics.cache_requests.labels(result).inc()
-        return pool
-
-    async def _store(self, key: str, items: list[Item]) -> None:
-        pool = Pool(items, time.time() + self.pools.soft_ttl_seconds)
-        self.local.put(key, pool)
-        await self.store.put(key, pool, self.pools.ttl_seconds)
 
     # What the operator routes ask of the service.
 
@@ -343,7 +225,7 @@ class QuestionService:
         """Drop every pool (StoreError when the store does not answer); the number dropped.
         Other workers' local copies expire within `local_ttl` seconds."""
         purged = await self.store.purge()
-        self.local.clear()
+        self.pools.local.clear()
         return purged
 
     async def readiness(self, timeout: float) -> dict[str, dict[str, Any]]:
