@@ -1,4 +1,4 @@
-"""Figure (g): what tracing costs. The same service with tracing off and with every request
+"""Figure (l): what tracing costs. The same service with tracing off and with every request
 traced and exported over OTLP/HTTP to a local receiver, side by side in one run."""
 
 from __future__ import annotations
@@ -129,18 +129,18 @@ def tracing_overhead(b: Bench) -> dict[str, Any]:
     }
 
 
-def section_g(r: dict[str, Any]) -> tuple[list[Row], list[str]]:
-    name = "(g) tracing overhead: every request traced and exported vs tracing off"
+def section_l(r: dict[str, Any]) -> tuple[list[Row], list[str]]:
+    name = "(l) tracing overhead: every request traced and exported vs tracing off"
     if "failed" in r:
         return [(name, f"not measured: {r['failed']}", "-", False)], [
             f"## {name}", "", f"Not measured: `{r['failed']}`", ""]
     hit, miss = r["hit"], r["miss"]
     rows: list[Row] = [
-        ("(g) cached path with tracing: throughput on / off",
+        ("(l) cached path with tracing: throughput on / off",
          f"{hit['on']['rps'] / hit['off']['rps']:.2f} ({hit['on']['rps']:.0f} / "
          f"{hit['off']['rps']:.0f} req/s); CPU per request {hit['on']['cpu_ms_per_request']:.2f}"
          f" / {hit['off']['cpu_ms_per_request']:.2f} ms", "none set (informational)", None),
-        ("(g) a miss with tracing: CPU per request on / off; one at a time p50",
+        ("(l) a miss with tracing: CPU per request on / off; one at a time p50",
          f"{miss['on']['cpu_ms_per_request']:.2f} / {miss['off']['cpu_ms_per_request']:.2f} ms; "
          f"{miss['on']['alone_p50_ms']:.2f} / {miss['off']['alone_p50_ms']:.2f} ms",
          "none set (informational)", None),

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -35,6 +35,23 @@ AI_DURATION = "ielts_ai_request_duration_seconds"
 OPENMETRICS = "application/openmetrics-text"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LIVE_FILE = re.compile(r"gauge_live\w*_(\d+)\.db$")
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+class Labelled(Generic[M]):
+    """A metric's children by label values, each looked up once: `labels()` validates its
+    arguments and takes the metric's lock on every call, on every request. The label
+    values must be bounded (route templates, methods, statuses), as they are anyway."""
+
+    def __init__(self, metric: M) -> None:
+        self.metric: M = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
 
 
 class Metrics:

@@ -18,7 +18,8 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from quart import Quart, g, request
+import structlog
+from quart import Quart, request
 
 from ielts_service.config import Settings
 from ielts_service.observability import tracing
@@ -105,7 +106,7 @@ def init_tracing(app: Quart, settings: Settings) -> bool:
             current.update_name(f"{request.method} {rule}" if rule else request.method)
             if rule:
                 current.set_attribute("http.route", rule)
-            if request_id := g.get("request_id"):
+            if request_id := structlog.contextvars.get_contextvars().get("request_id"):
                 current.set_attribute("ielts.request_id", request_id)
         return response
 
