@@ -2,6 +2,24 @@
 
 It is the provider when no model is configured, and the fallback when the model cannot
 be reached. `bank.json` ships inside the package; every item passes the validators.
+
+`bank.json` is `{"version": 1, "topics": [AREA, ...]}`, one AREA per topic area:
+
+    {"name": "travel and holidays", "category": "everyday life",
+     "card_types": ["place", "event"],      # the types of its cards (the catalogue shows them)
+     "keywords": ["travel", ...],           # what free text is matched by (`Bank.match`)
+     "part1": [{"questions": [...]}, ...],  # Part 1 sets
+     "part2": [                             # cue cards, each with the Part 3 written for it
+       {"type": "place", "title": "Describe ...", "bullets": [...],
+        "explain": "and explain ...", "follow_ups": [...],
+        "part3": [{"questions": [...]}, ...]},
+       ...]}
+
+A card's `type` is one of `items.CARD_TYPES`. Part 3 belongs to a card, as in the test: a
+mock test serves the card's own sets after it; a Part 3 request alone draws from all of the
+area's. To deepen the bank, add sets to `part1`, cards to `part2` (their types listed in
+`card_types`) and sets to a card's `part3`; tests/questions/test_bank.py checks every item
+against the validators and the whole bank for near-duplicates.
 """
 
 from __future__ import annotations
@@ -14,7 +32,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from ielts_service.questions.items import Item
+from ielts_service.questions.items import CARD_FIELDS, Item, item_id
 from ielts_service.questions.topics import normalise_topic, words
 
 
@@ -24,7 +42,25 @@ class BankTopic:
     category: str
     card_types: tuple[str, ...]
     keywords: tuple[str, ...]
-    items: dict[int, list[Item]]
+    items: dict[int, list[Item]]  # Part 3: every card's sets
+    part3_by_card: dict[str, list[Item]]  # a card's id: the Part 3 sets written for it
+
+    def part3_for(self, card_id: str | None) -> list[Item]:
+        """The Part 3 sets written for the card `card_id`; all the area's for another card."""
+        return self.part3_by_card.get(card_id or "") or self.items[3]
+
+
+def _area(raw: dict[str, Any]) -> BankTopic:
+    """One topic area of bank.json (see the module's docstring)."""
+    cards = [{key: entry[key] for key in CARD_FIELDS} for entry in raw["part2"]]
+    linked = {item_id(2, card): list(entry["part3"])
+              for card, entry in zip(cards, raw["part2"], strict=True)}
+    if set(raw["card_types"]) != {card["type"] for card in cards}:
+        raise ValueError(f"bank.json: {raw['name']}: card_types must list its cards' types")
+    part3 = [questions for sets in linked.values() for questions in sets]
+    return BankTopic(name=raw["name"], category=raw["category"],
+                     card_types=tuple(raw["card_types"]), keywords=tuple(raw["keywords"]),
+                     items={1: raw["part1"], 2: cards, 3: part3}, part3_by_card=linked)
 
 
 def _forms(word: str) -> set[str]:
@@ -62,16 +98,7 @@ class Bank:
         if raw is None:
             raw = resources.files("ielts_service.questions").joinpath("bank.json").read_bytes()
         data: dict[str, Any] = json.loads(raw)
-        topics = [
-            BankTopic(
-                name=t["name"],
-                category=t["category"],
-                card_types=tuple(t["card_types"]),
-                keywords=tuple(t["keywords"]),
-                items={1: t["part1"], 2: t["part2"], 3: t["part3"]},
-            )
-            for t in data["topics"]
-        ]
+        topics = [_area(t) for t in data["topics"]]
         return cls(topics, "bank-" + hashlib.sha256(raw).hexdigest()[:12])
 
     def match(self, topic: str, min_coverage: float = 0.0) -> BankTopic | None:

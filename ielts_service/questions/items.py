@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 Item = dict[str, Any]
 PARTS = (1, 2, 3)
+# The kinds of cue card the test uses; the model names one per card, the bank one per card.
+CARD_TYPES = ("person", "place", "object", "event", "activity")
+CARD_FIELDS = ("type", "title", "bullets", "explain", "follow_ups")
 
 _QUESTIONS = {
     "type": "object",
@@ -18,12 +22,13 @@ _QUESTIONS = {
 _CUE_CARD = {
     "type": "object",
     "properties": {
+        "type": {"type": "string", "enum": list(CARD_TYPES)},
         "title": {"type": "string"},
         "bullets": {"type": "array", "items": {"type": "string"}},
         "explain": {"type": "string"},
         "follow_ups": {"type": "array", "items": {"type": "string"}},
     },
-    "required": ["title", "bullets", "explain", "follow_ups"],
+    "required": list(CARD_FIELDS),
     "additionalProperties": False,
 }
 
@@ -74,8 +79,51 @@ def to_data(
         "question": render_text(part, item),
     }
     if part == 2:
-        data["cue_card"] = {k: item[k] for k in ("title", "bullets", "explain", "follow_ups")}
+        data["cue_card"] = {k: item[k] for k in CARD_FIELDS}
     else:
         data["questions"] = list(item["questions"])
     data.update(source=source, degraded=degraded, prompt_version=prompt_version)
     return data
+
+
+def summary(part: int, item: Item) -> str:
+    """One line that tells the item apart: a card's title, a set's questions."""
+    return item["title"] if part == 2 else " / ".join(item["questions"])
+
+
+def fingerprint(part: int, item: Item) -> str:
+    """Normalised text: two items with the same fingerprint are duplicates."""
+    text = item.get("title", "") if part == 2 else " ".join(item["questions"])
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+# Words that say nothing about what an item is about: cue cards share "what it is".
+_FRAME = frozenset(
+    "a an the and or of to in on at for with about from by as is are was were be been do does "
+    "did you your yours it its this that these those what who when where why how which would "
+    "could should will can have has had there their they them people some any more most very "
+    "describe explain say not".split())
+
+
+def _content(text: str) -> frozenset[str]:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return frozenset(w[:-1] if len(w) > 3 and w.endswith("s") else w
+                     for w in words if w not in _FRAME)
+
+
+def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def near_duplicate(part: int, a: Item, b: Item) -> bool:
+    """Two items a student would take for the same one: cards with nearly the same title,
+    or a similar title and nearly the same points; sets sharing half their questions."""
+    if part == 2:
+        title = _overlap(_content(a["title"]), _content(b["title"]))
+        points = _overlap(_content(" ".join([*a["bullets"], a["explain"]])),
+                          _content(" ".join([*b["bullets"], b["explain"]])))
+        return title >= 0.8 or (title >= 0.5 and points >= 0.75)
+    ours = [_content(q) for q in a["questions"]]
+    theirs = [_content(q) for q in b["questions"]]
+    shared = sum(any(_overlap(q, t) >= 0.75 for t in theirs) for q in ours)
+    return 2 * shared >= min(len(ours), len(theirs))
