@@ -86,6 +86,24 @@ def to_data(
     return data
 
 
+def tidy(part: int, item: Item) -> Item:
+    """Trim whitespace and drop trailing full stops so every source looks the same."""
+
+    def clean(text: str) -> str:
+        return " ".join(text.split()).rstrip(".")
+
+    if part != 2:
+        return {"questions": [" ".join(q.split()) for q in item["questions"]]}
+    explain = clean(item["explain"])
+    return {
+        "type": item["type"],
+        "title": clean(item["title"]),
+        "bullets": [clean(b) for b in item["bullets"]],
+        "explain": "and" + explain[3:],
+        "follow_ups": [" ".join(f.split()) for f in item["follow_ups"]],
+    }
+
+
 def summary(part: int, item: Item) -> str:
     """One line that tells the item apart: a card's title, a set's questions."""
     return item["title"] if part == 2 else " / ".join(item["questions"])

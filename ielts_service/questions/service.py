@@ -3,7 +3,10 @@
 Order: the pool for (model, prompt version, part, topic) if one is cached; else one model
 call whose valid items become the pool; if the model cannot be reached, the bank's item
 for the same topic area (`degraded`), and only when there is none, `NoQuestion`. A
-session that has seen a whole pool gets the pool widened by another call, not a repeat.
+session that has seen a whole pool gets the pool widened by another call, not a repeat;
+a widening or refill call shows the model what the pool holds, and new items that nearly
+repeat it are dropped. A Part 3 asked after a cue card (a mock test) has a pool of its own,
+written for that card; from the bank, it is the set written for that card.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from ielts_service.llm.client import ModelClient
 from ielts_service.llm.errors import ContentFiltered, ModelUnavailable
 from ielts_service.observability.metrics import Metrics
 from ielts_service.questions.bank import Bank, BankTopic, pool_topic
-from ielts_service.questions.items import Item, item_id, to_data
+from ielts_service.questions.items import Item, fingerprint, item_id, summary, to_data
 from ielts_service.questions.prompts import PromptSet, PromptStore
 from ielts_service.questions.readiness import check_dependencies
 from ielts_service.questions.topics import reject_avoided
-from ielts_service.questions.validators import Batch, Problem, fingerprint, parse_answer
+from ielts_service.questions.validators import Batch, Problem, parse_answer, unlike
 from ielts_service.state.background import BackgroundTasks
 from ielts_service.state.flight import SingleFlight
 from ielts_service.state.pools import LocalPools, Pool, PoolStore, StoreError, pool_key
@@ -70,19 +73,25 @@ class QuestionService:
         self.local = LocalPools(pools.local_ttl)
 
     async def question(
-        self, topic: str | None, part: int, session_id: str | None, deadline: Deadline
+        self, topic: str | None, part: int, session_id: str | None, deadline: Deadline,
+        card: Item | None = None,
     ) -> dict[str, Any]:
-        """The `data` of a /generate-question answer."""
+        """The `data` of a /generate-question answer; for Part 3, written for `card` (the
+        Part 2 card just served) when one is given."""
         reject_avoided(topic)
+        card = card if part == 3 else None
         if self.model is None:
             area = self._bank_area(topic)
-            return await self._serve_bank(area, part, session_id, degraded=False)
+            return await self._serve_bank(area, part, session_id, degraded=False, card=card)
         norm = pool_topic(self.bank, topic) if topic else self.bank.random_topic().name
         prompt = self.prompts.current[part]
-        key = pool_key(part, norm, prompt.version, self.model.model)
+        pool_name = norm
+        if card is not None:  # the card's own pool, and the card in the prompt
+            prompt, pool_name = prompt.for_card(card["title"]), f"{norm}\ncard:{item_id(2, card)}"
+        key = pool_key(part, pool_name, prompt.version, self.model.model)
         pool = await self._cached(key)
         if pool is None:
-            return await self._cold(key, norm, prompt, session_id, deadline)
+            return await self._cold(key, norm, prompt, session_id, deadline, card)
         if pool.stale:
             self.background.spawn(key, "refill", lambda: self._refill(key, norm, prompt))
         seen = await self.store.seen(session_id, key) if session_id else set()
@@ -100,7 +109,8 @@ class QuestionService:
         return await self._serve(key, norm, prompt, fresh or pool.items, session_id, source)
 
     async def _cold(
-        self, key: str, topic: str, prompt: PromptSet, session_id: str | None, deadline: Deadline
+        self, key: str, topic: str, prompt: PromptSet, session_id: str | None, deadline: Deadline,
+        card: Item | None,
     ) -> dict[str, Any]:
         """A miss: one model call for everyone missing this pool (single-flight)."""
 
@@ -114,7 +124,7 @@ class QuestionService:
         try:
             items, produced = await self.flight.run(key, landed, produce, deadline)
         except (ModelUnavailable, DeadlineExceeded) as exc:
-            return await self._fallback(topic, prompt.part, session_id, exc)
+            return await self._fallback(topic, prompt.part, session_id, exc, card)
         return await self._serve(key, topic, prompt, items, session_id,
                                  "ai" if produced else "cache")
 
@@ -126,8 +136,9 @@ class QuestionService:
             return pool.items if pool and not pool.stale else None
 
         async def produce() -> list[Item]:
-            return await self._generate(key, topic, prompt, self._refill_deadline(), [],
-                                        replace=True)
+            stale = await self._cached(key, count=False)  # shown to the model: write others
+            return await self._generate(key, topic, prompt, self._refill_deadline(),
+                                        stale.items if stale else [], replace=True)
 
         await self.flight.run(key, fresh, produce, self._refill_deadline())
 
@@ -147,12 +158,16 @@ class QuestionService:
         self, key: str, topic: str, prompt: PromptSet, deadline: Deadline, pool: list[Item],
         *, replace: bool = False,
     ) -> list[Item]:
-        """One model call; its new items join (or replace) the pool. Returns the new items."""
+        """One model call, shown what `pool` holds; its new items join (or replace) the pool.
+        Returns the new items."""
         assert self.model is not None
-        call = prompt.call(topic, prompt.items or self.pools.size)
+        call = prompt.call(topic, prompt.items or self.pools.size,
+                           [summary(prompt.part, item) for item in pool])
         batch: Batch = await self.model.generate(
             call, lambda payload: parse_answer(prompt.part, payload, self._rejected), deadline)
-        fresh = await self._claim(prompt, batch.items)
+        new, repeats = unlike(prompt.part, batch.items, pool)  # near-duplicates of the pool
+        self._rejected(prompt.part, repeats)
+        fresh = await self._claim(prompt, new)
         if not fresh and not pool:
             fresh = batch.items  # all seen elsewhere: still better than nothing
         items = (fresh or pool) if replace else pool + fresh
@@ -190,11 +205,12 @@ class QuestionService:
         return self.bank.match(topic) or self.bank.fallback_topic(topic)
 
     async def _serve_bank(
-        self, area: BankTopic, part: int, session_id: str | None, *, degraded: bool
+        self, area: BankTopic, part: int, session_id: str | None, *, degraded: bool,
+        card: Item | None = None,
     ) -> dict[str, Any]:
         key = f"bank:{self.bank.version}:p{part}:{area.name}"
         seen = await self.store.seen(session_id, key) if session_id else set()
-        items = area.items[part]
+        items = area.part3_for(item_id(2, card)) if card is not None else area.items[part]
         item = random.choice([i for i in items if item_id(part, i) not in seen] or items)
         if session_id is not None:
             await self.store.mark_seen(session_id, key, item_id(part, item),
@@ -203,13 +219,14 @@ class QuestionService:
                        prompt_version=self.bank.version)
 
     async def _fallback(
-        self, topic: str, part: int, session_id: str | None, exc: Exception
+        self, topic: str, part: int, session_id: str | None, exc: Exception,
+        card: Item | None = None,
     ) -> dict[str, Any]:
         area = self.bank.match(topic)
         log.warning("ai_fallback", reason=str(exc) or type(exc).__name__,
                     served="bank" if area else "nothing")
         if area is not None:
-            return await self._serve_bank(area, part, session_id, degraded=True)
+            return await self._serve_bank(area, part, session_id, degraded=True, card=card)
         if isinstance(exc, DeadlineExceeded):
             raise exc
         raise NoQuestion(getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER)

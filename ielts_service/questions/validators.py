@@ -23,6 +23,7 @@ from ielts_service.questions.items import (
     fingerprint,
     near_duplicate,
     summary,
+    tidy,
 )
 
 QUESTION_COUNTS = {1: (4, 5), 3: (4, 6)}  # questions per set, by part
@@ -218,24 +219,6 @@ def check_item(part: int, item: object) -> list[Problem]:
     return _check_cue_card(item) if part == 2 else _check_questions(part, item)
 
 
-def tidy(part: int, item: Item) -> Item:
-    """Trim whitespace and drop trailing full stops so every source looks the same."""
-
-    def clean(text: str) -> str:
-        return " ".join(text.split()).rstrip(".")
-
-    if part != 2:
-        return {"questions": [" ".join(q.split()) for q in item["questions"]]}
-    explain = clean(item["explain"])
-    return {
-        "type": item["type"],
-        "title": clean(item["title"]),
-        "bullets": [clean(b) for b in item["bullets"]],
-        "explain": "and" + explain[3:],
-        "follow_ups": [" ".join(f.split()) for f in item["follow_ups"]],
-    }
-
-
 def duplicate_of(part: int, item: Item, others: list[Item]) -> Problem | None:
     """Why `item` repeats one of `others` (same text, or nearly: see `near_duplicate`)."""
     key = fingerprint(part, item)
@@ -246,6 +229,18 @@ def duplicate_of(part: int, item: Item, others: list[Item]) -> Problem | None:
             return Problem("near_duplicate", f"nearly the same as an item already held: "
                                              f"{summary(part, other):.60}")
     return None
+
+
+def unlike(part: int, items: list[Item], held: list[Item]) -> tuple[list[Item], list[Problem]]:
+    """The items that do not (nearly) repeat one already `held`, and why the others went."""
+    kept: list[Item] = []
+    dropped: list[Problem] = []
+    for item in items:
+        if reason := duplicate_of(part, item, held):
+            dropped.append(reason)
+        else:
+            kept.append(item)
+    return kept, dropped
 
 
 def accept_items(part: int, raw: object) -> tuple[list[Item], list[Problem]]:
