@@ -64,26 +64,29 @@ ALLOWED = (
     "praying mantis", "murder mystery", "murder mysteries", "die hard",
 )
 
-# Letters of other scripts that pass for Latin ones in running text (Cyrillic, Greek).
-# A table of the few dozen that matter, rather than confusable-homoglyphs at run time,
-# whose full Unicode table costs each worker ~10 MB; tests/questions check this table
-# against that library's data.
-LOOKALIKES = str.maketrans({
-    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o",
-    "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i",
-    "ј": "j", "ԁ": "d", "һ": "h", "ԛ": "q", "ԝ": "w", "ӏ": "l", "ɡ": "g",
-    "α": "a", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "ι": "i", "κ": "k",
-    "χ": "x", "ε": "e", "ϲ": "c", "ɑ": "a", "ı": "i", "ℓ": "l",
-})
+# Letters of other scripts that pass for Latin ones (Unicode's confusables, Cyrillic and
+# Greek, same case). A table of the few dozen that matter rather than confusable-homoglyphs
+# at run time, whose full table costs each worker ~10 MB; tests/questions/test_avoided.py
+# checks it against that library's data.
+_LOOKS_LIKE = {
+    "a": "αаΑАɑ", "b": "ΒВ", "c": "ϲсϹС", "d": "ԁ", "e": "еҽΕЕ", "f": "Ϝ", "g": "Ԍɡ",
+    "h": "һΗН", "i": "ͺιіӏı", "j": "ϳјͿЈ", "k": "ΚК", "m": "ΜϺМ", "n": "Ν", "o": "οσоΟО",
+    "p": "ρϱрΡР", "q": "ԛ", "r": "г", "s": "ѕЅ", "t": "ΤТ", "u": "υ", "v": "νѵѴ",
+    "w": "ѡԝԜ", "x": "хΧХ", "y": "γуүΥϒУҮ", "z": "Ζ",
+}
+LOOKALIKES = str.maketrans({ch: latin for latin, chars in _LOOKS_LIKE.items() for ch in chars})
 _SPELT_OUT = re.compile(r"\b(?:\w ){2,}\w\b")  # "p o l i t i c s"
 _SEPARATORS = re.compile(r"[\W_]+")
 
 
 def fold(text: str) -> str:
     """`text` in the one form the check reads: see the module's docstring."""
-    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
-    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Mn", "Me"))
-    text = text.casefold().translate(LOOKALIKES)
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text.translate(LOOKALIKES))
+        text = unicodedata.normalize("NFKD", text)  # "é" is "e" and an accent, then dropped
+        text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cf", "Mn", "Me"))
+        text = text.translate(LOOKALIKES)
+    text = text.casefold()
     text = " ".join(_SEPARATORS.sub(" ", text).split())
     return _SPELT_OUT.sub(lambda m: m.group(0).replace(" ", ""), text)
 

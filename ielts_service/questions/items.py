@@ -133,14 +133,20 @@ def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
+def _same_line(a: str, b: str) -> bool:
+    """Two cue-card points that say the same ("where you bought it", "where you got it")."""
+    ours, theirs = (frozenset(re.findall(r"[a-z0-9']+", t.lower())) for t in (a, b))
+    return _overlap(ours, theirs) >= 0.6
+
+
 def near_duplicate(part: int, a: Item, b: Item) -> bool:
     """Two items a student would take for the same one: cards with nearly the same title,
     or a similar title and nearly the same points; sets sharing half their questions."""
     if part == 2:
         title = _overlap(_content(a["title"]), _content(b["title"]))
-        points = _overlap(_content(" ".join([*a["bullets"], a["explain"]])),
-                          _content(" ".join([*b["bullets"], b["explain"]])))
-        return title >= 0.8 or (title >= 0.5 and points >= 0.75)
+        ours, theirs = [*a["bullets"], a["explain"]], [*b["bullets"], b["explain"]]
+        same = sum(any(_same_line(p, q) for q in theirs) for p in ours)
+        return title >= 0.8 or (title >= 0.5 and same >= 0.75 * min(len(ours), len(theirs)))
     ours = [_content(q) for q in a["questions"]]
     theirs = [_content(q) for q in b["questions"]]
     shared = sum(any(_overlap(q, t) >= 0.75 for t in theirs) for q in ours)

@@ -46,7 +46,9 @@ def _item(part: int, k: int) -> dict[str, Any]:
                               f"Would you like more {topic} number {k} in future?"]}
     if part == 2:
         return {"type": _TYPES[k % len(_TYPES)],
-                "title": f"Describe {_PLACES[k % len(_PLACES)]} number {k}",
+                # The second word keeps cards k and k + 8 apart (not near-duplicates).
+                "title": f"Describe {_PLACES[k % len(_PLACES)]} about "
+                         f"{_TOPICS[k // len(_PLACES) % len(_TOPICS)]} number {k}",
                 "bullets": ["what it was", "when it happened", "who was with you"],
                 "explain": f"and explain why number {k} was memorable",
                 "follow_ups": [f"Would you do something like number {k} again?"]}
