@@ -14,6 +14,7 @@ from ielts_service.questions.bank import Bank
 from ielts_service.questions.items import item_id
 from ielts_service.questions.prompts import load_prompts
 from ielts_service.state.pools import Pool, pool_key
+from tests.conftest import azure_env
 from tests.support import fake_model as fm
 from tests.support.waiting import eventually
 
@@ -130,7 +131,6 @@ async def test_part_3_from_the_bank_is_the_set_written_for_the_card(
 ):
     client = bank_client
     if kind == "model down":
-        from tests.conftest import azure_env
         client = await make_client(make_settings(azure_env(fake_model, AI_MAX_ATTEMPTS="1")))
         fake_model.set_default(fm.status(503))
     for area in BANK.topics:  # each area has two cards; any other set would show
@@ -152,23 +152,28 @@ def held(call: fm.Recorded) -> list[str]:
 
 
 async def test_a_widening_call_shows_the_model_the_pool_and_drops_near_duplicates(
-    azure_client, fake_model
+    make_client, make_settings, fake_model, redis, log_events
 ):
+    # One widening only (3 items, then 2 new ones fill the pool to its maximum of 5).
+    client = await make_client(make_settings(azure_env(fake_model, REDIS_URL=redis.url,
+                                                       POOL_MAX_ITEMS="5")))
     first = fm.valid_items(2, 3)
     copy = {**first[0], "title": first[0]["title"].replace(" you ", " that you ")}
     fresh = fm.valid_items(2, 2)
     fake_model.enqueue(fm.ok(first), fm.ok([copy, *fresh]))
-    wanted, titles = {item["title"] for item in first + fresh}, set()
-    for _ in range(12):  # a session that sees the pool to its end gets it widened
-        _, body = await ask(azure_client, topic="gardens", session_id="s-1")
-        titles.add(body["data"]["cue_card"]["title"])
-        if wanted <= titles:
-            break
-    cold, widen = fake_model.requests[:2]
+    titles = set()
+    for _ in range(2):  # the second answer leaves two unseen: the pool is widened ahead
+        titles.add((await ask(client, topic="gardens", session_id="s-1"))[1]["data"]
+                   ["cue_card"]["title"])
+    await eventually(lambda: any(e["event"] == "background_done" for e in log_events()))
+    for _ in range(3):  # the session sees the rest of the widened pool
+        titles.add((await ask(client, topic="gardens", session_id="s-1"))[1]["data"]
+                   ["cue_card"]["title"])
+    cold, widen = fake_model.requests
     assert held(cold) == []
     assert held(widen) == [item["title"] for item in first]
-    assert wanted <= titles and copy["title"] not in titles
-    assert await rejected(azure_client, 2, "near_duplicate") == 1
+    assert titles == {item["title"] for item in first + fresh}  # never the near-copy
+    assert await rejected(client, 2, "near_duplicate") == 1
 
 
 async def test_a_refill_shows_the_model_the_stale_pool(azure_client, fake_model, redis):
