@@ -63,7 +63,7 @@ BAD = [
 @pytest.mark.parametrize(("part", "field", "line", "reason"), BAD,
                          ids=[f"{b[0]}-{b[3]}-{b[2][:24]}" for b in BAD])
 async def test_a_bad_line_in_an_otherwise_valid_answer_is_never_served(
-    azure_client, fake_model, part, field, line, reason
+    azure_client, fake_model, log_events, part, field, line, reason
 ):
     bad_item, good = fm.valid_items(part, 2)
     bad = replace_line(bad_item, field, line)
@@ -76,6 +76,8 @@ async def test_a_bad_line_in_an_otherwise_valid_answer_is_never_served(
         assert line not in json.dumps(body["data"])
     assert served == {item_id(part, good)} and len(fake_model.requests) == 1
     assert await rejected(azure_client, part, reason) == 1
+    logged = [e for e in log_events() if e["event"] == "ai_items_rejected"]
+    assert [e["rejected"] for e in logged] == [1] and logged[0]["reasons"][0].startswith(reason)
 
 
 async def test_authentic_part_3_lines_are_served(azure_client, fake_model):

@@ -177,6 +177,9 @@ class QuestionService:
     def _rejected(self, part: int, problems: list[Problem]) -> None:
         for problem in problems:
             self.metrics.items_rejected.labels(str(part), problem.code).inc()
+        if problems:
+            log.info("ai_items_rejected", part=part, rejected=len(problems),
+                     reasons=[f"{problem.code}: {problem}" for problem in problems])
 
     async def _claim(self, prompt: PromptSet, items: list[Item]) -> list[Item]:
         """Drop items whose text another pool (or this one) already holds."""
