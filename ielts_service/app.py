@@ -21,6 +21,7 @@ from ielts_service.observability.http import init_request_observability
 from ielts_service.observability.logging import configure_logging
 from ielts_service.observability.metrics import Metrics
 from ielts_service.observability.sentry import init_error_tracking
+from ielts_service.questions.warm import warm_once
 from ielts_service.services import EXTENSION, close_services, open_services
 
 
@@ -44,12 +45,18 @@ def create_app(settings: Settings) -> Quart:
         metrics.worker_stopped()
 
     @app.while_serving
-    async def _watch_prompts() -> AsyncGenerator[None, None]:
+    async def _background() -> AsyncGenerator[None, None]:
+        """Watch the prompt files; warm the catalogue once (WARM_ON_START)."""
         svc = app.extensions[EXTENSION]
-        interval = settings.prompts_reload_seconds
-        task = asyncio.create_task(svc.prompts.watch(interval)) if interval > 0 else None
+        tasks = []
+        if settings.prompts_reload_seconds > 0:
+            tasks.append(asyncio.create_task(svc.prompts.watch(settings.prompts_reload_seconds)))
+        if settings.warm_on_start and svc.model is not None:
+            tasks.append(asyncio.create_task(warm_once(
+                svc.questions, concurrency=settings.warm_concurrency,
+                fill_seconds=settings.refill_timeout_seconds)))
         yield
-        if task is not None:
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

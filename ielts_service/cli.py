@@ -1,4 +1,4 @@
-"""`ielts-service serve | prompts lint | prompts render | prompts try`."""
+"""`ielts-service serve | warm | prompts lint | prompts render | prompts try`."""
 
 from __future__ import annotations
 
@@ -78,6 +78,45 @@ def prompts_try(args: argparse.Namespace) -> int:
     return try_prompt(_settings(), _prompts_dir(args), args.part, args.topic)
 
 
+def warm(args: argparse.Namespace) -> int:
+    """Fill every catalogue pool for every part; a progress line on a terminal, a summary."""
+    import asyncio
+
+    from ielts_service.observability.logging import configure_logging
+    from ielts_service.observability.metrics import Metrics
+    from ielts_service.questions.warm import WarmProgress
+    from ielts_service.questions.warm import warm as warm_pools
+    from ielts_service.services import close_services, open_services
+
+    settings = _settings()
+    if settings.ai_provider == "bank":
+        print("ielts-service: nothing to warm: no model is configured (the bank answers)")
+        return 0
+    # The summary goes to stdout; log lines (one ai_call per model attempt) to stderr.
+    configure_logging(settings.log_level, settings.log_format, settings.secret_values(),
+                      stream=sys.stderr, background=False)
+    on_terminal = sys.stderr.isatty()
+
+    def show(progress: WarmProgress) -> None:
+        if on_terminal:
+            print(f"\rwarming {progress.line()}", end="", file=sys.stderr, flush=True)
+
+    async def run() -> WarmProgress:
+        svc = await open_services(settings, Metrics())
+        try:
+            return await warm_pools(svc.questions, concurrency=args.concurrency or
+                                    settings.warm_concurrency,
+                                    fill_seconds=settings.refill_timeout_seconds, progress=show)
+        finally:
+            await close_services(svc)
+
+    result = asyncio.run(run())
+    if on_terminal:
+        print(file=sys.stderr)
+    print(f"ielts-service: warmed {result.line()}")
+    return 1 if result.outcomes["failed"] else 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="ielts-service", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
@@ -86,6 +125,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="worker processes (default: hypercorn.toml)")
     s.add_argument("--config", default="hypercorn.toml", help="Hypercorn TOML file")
     s.set_defaults(func=serve)
+    w = commands.add_parser("warm", help="fill every catalogue topic's pools, for every part")
+    w.add_argument("--concurrency", type=int, help="pools filled at once (default: WARM_CONCURRENCY)")
+    w.set_defaults(func=warm)
     p = commands.add_parser("prompts", help="prompt editor's tools").add_subparsers(
         dest="action", required=True)
     lint = p.add_parser("lint", help="check every prompt file")

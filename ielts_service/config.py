@@ -87,6 +87,8 @@ class Settings(BaseModel):
     pool_max_items: int = Field(20, ge=1, le=200)  # widening stops here; past it, repeats
     local_pool_ttl_seconds: float = Field(2.0, ge=0, le=60)  # a worker's copy of a hot pool
     refill_timeout_seconds: float = Field(60.0, gt=0, le=600)  # a background refill's deadline
+    warm_on_start: bool = False  # fill every catalogue pool after start-up, once across instances
+    warm_concurrency: int = Field(4, ge=1, le=64)  # pools filled at once by a warm
     lock_lease_seconds: float = Field(5.0, gt=0, le=120)  # single-flight lease, renewed by its holder
     background_tasks_max: int = Field(16, ge=0, le=1000)  # refills running at once per worker
     ai_budget_rpm: int = Field(0, ge=0)  # model requests per minute for all instances; 0: no budget

@@ -8,8 +8,13 @@ import time
 import structlog
 from quart import Quart, Response, g, request
 
+from ielts_service.observability import timing
 from ielts_service.observability.metrics import Metrics, method_label
 from ielts_service.observability.request_id import request_id_from
+
+# Blueprints whose answers are question answers: they carry Server-Timing and count in
+# ielts_overhead_seconds (the contract's "every question answer").
+TIMED_BLUEPRINTS = frozenset({"questions"})
 
 log = structlog.get_logger("ielts_service.access")
 
@@ -20,6 +25,7 @@ def init_request_observability(app: Quart, metrics: Metrics) -> None:
     @app.before_request
     async def _start() -> None:
         g.started = time.monotonic()
+        g.timings = timing.start()
         g.request_id = request_id_from(request.headers.get("X-Request-ID"))
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=g.request_id)
@@ -35,6 +41,11 @@ def init_request_observability(app: Quart, metrics: Metrics) -> None:
         elapsed = time.monotonic() - g.get("started", time.monotonic())
         metrics.http_requests.labels(method, route, str(response.status_code)).inc()
         metrics.http_duration.labels(method, route).observe(elapsed)
+        timings: timing.Timings | None = g.get("timings")
+        if timings is not None and request.blueprint in TIMED_BLUEPRINTS:
+            total = timings.elapsed()
+            response.headers["Server-Timing"] = timings.header(total)
+            metrics.overhead.labels(route).observe(max(0.0, total - timings.spent("model")))
         fields = {}
         if details := g.get("error_details"):
             fields["details"] = details

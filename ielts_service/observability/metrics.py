@@ -63,6 +63,10 @@ class Metrics:
                                       ["kind"], registry=r, multiprocess_mode="mostrecent")
         self.inflight = Gauge("ielts_inflight_requests", "HTTP requests being answered now.",
                               registry=r, multiprocess_mode="livesum")
+        self.overhead = Histogram("ielts_overhead_seconds",
+                                  "The service's own time per question answer: total minus the "
+                                  "time spent waiting for the model.", ["route"],
+                                  buckets=HTTP_BUCKETS, registry=r)
 
     def __repr__(self) -> str:
         mode = "multiprocess" if self.multiprocess_dir else "single-process"

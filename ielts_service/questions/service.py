@@ -3,10 +3,9 @@
 Order: the pool for (model, prompt version, part, topic) if one is cached; else one model
 call whose valid items become the pool; if the model cannot be reached, the bank's item
 for the same topic area (`degraded`), and only when there is none, `NoQuestion`. A
-session that has seen a whole pool gets the pool widened by another call, not a repeat;
-a widening or refill call shows the model what the pool holds, and new items that nearly
-repeat it are dropped. A Part 3 asked after a cue card (a mock test) has a pool of its own,
-written for that card; from the bank, it is the set written for that card.
+session that has seen a whole pool gets it widened, not a repeat; widening and refill calls
+are shown the pool, and drop near-repeats of it. A mock test's Part 3 is written for its
+card (a pool of its own; from the bank, the sets written for that card).
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from ielts_service.deadline import Deadline, DeadlineExceeded
 from ielts_service.llm.client import ModelClient
 from ielts_service.llm.errors import ContentFiltered, ModelUnavailable
 from ielts_service.observability.metrics import Metrics
+from ielts_service.observability.timing import waiting
 from ielts_service.questions.bank import Bank, BankTopic, pool_topic
 from ielts_service.questions.items import Item, fingerprint, item_id, summary, to_data
 from ielts_service.questions.prompts import PromptSet, PromptStore
@@ -94,7 +94,8 @@ class QuestionService:
             return await self._cold(key, norm, prompt, session_id, deadline, card)
         if pool.stale:
             self.background.spawn(key, "refill", lambda: self._refill(key, norm, prompt))
-        seen = await self.store.seen(session_id, key) if session_id else set()
+        with waiting("cache"):
+            seen = await self.store.seen(session_id, key) if session_id else set()
         unseen = [item for item in pool.items if item_id(part, item) not in seen]
         if unseen or session_id is None or len(pool.items) >= self.pools.max_items:
             if session_id is not None and len(unseen) <= 2:  # refill ahead of need
@@ -102,7 +103,8 @@ class QuestionService:
             return await self._serve(key, norm, prompt, unseen or pool.items, session_id, "cache")
         # This session has seen the whole pool: widen it now rather than repeat.
         try:
-            fresh = await self._widen(key, norm, prompt, deadline)
+            with waiting("model"):
+                fresh = await self._widen(key, norm, prompt, deadline)
         except (ContentFiltered, ModelUnavailable, DeadlineExceeded):
             fresh = []
         source = "ai" if fresh else "cache"
@@ -122,14 +124,16 @@ class QuestionService:
             return await self._generate(key, topic, prompt, Deadline(deadline.at), [])
 
         try:
-            items, produced = await self.flight.run(key, landed, produce, deadline)
+            with waiting("model"):  # also when another request's call is the one we wait on
+                items, produced = await self.flight.run(key, landed, produce, deadline)
         except (ModelUnavailable, DeadlineExceeded) as exc:
             return await self._fallback(topic, prompt.part, session_id, exc, card)
         return await self._serve(key, topic, prompt, items, session_id,
                                  "ai" if produced else "cache")
 
-    async def _refill(self, key: str, topic: str, prompt: PromptSet) -> None:
-        """Replace a stale pool; one refill at a time across every instance."""
+    async def _refill(self, key: str, topic: str, prompt: PromptSet,
+                      deadline: Deadline | None = None) -> None:
+        """Replace a missing or stale pool; one refill at a time across every instance."""
 
         async def fresh() -> list[Item] | None:
             pool = await self._cached(key, count=False)
@@ -137,10 +141,26 @@ class QuestionService:
 
         async def produce() -> list[Item]:
             stale = await self._cached(key, count=False)  # shown to the model: write others
-            return await self._generate(key, topic, prompt, self._refill_deadline(),
+            return await self._generate(key, topic, prompt, deadline or self._refill_deadline(),
                                         stale.items if stale else [], replace=True)
 
-        await self.flight.run(key, fresh, produce, self._refill_deadline())
+        await self.flight.run(key, fresh, produce, deadline or self._refill_deadline())
+
+    async def fill(self, topic: str, part: int, deadline: Deadline) -> str:
+        """Have the pool of (topic, part) cached and fresh ahead of students: `cached` when
+        it was, `filled` when a model call (ours or another worker's) filled it, `failed`."""
+        assert self.model is not None
+        norm = pool_topic(self.bank, topic)
+        prompt = self.prompts.current[part]
+        key = pool_key(part, norm, prompt.version, self.model.model)
+        pool = await self._cached(key, count=False)
+        if pool is not None and not pool.stale:
+            return "cached"
+        try:
+            await self._refill(key, norm, prompt, deadline)
+        except (ContentFiltered, ModelUnavailable, DeadlineExceeded):
+            return "failed"
+        return "filled"
 
     async def _widen(self, key: str, topic: str, prompt: PromptSet,
                      deadline: Deadline | None = None) -> list[Item]:
@@ -158,8 +178,7 @@ class QuestionService:
         self, key: str, topic: str, prompt: PromptSet, deadline: Deadline, pool: list[Item],
         *, replace: bool = False,
     ) -> list[Item]:
-        """One model call, shown what `pool` holds; its new items join (or replace) the pool.
-        Returns the new items."""
+        """One model call, shown `pool`; its new items join (or replace) it and are returned."""
         assert self.model is not None
         call = prompt.call(topic, prompt.items or self.pools.size,
                            [summary(prompt.part, item) for item in pool])
@@ -197,8 +216,9 @@ class QuestionService:
     ) -> dict[str, Any]:
         item = random.choice(items)
         if session_id is not None:
-            await self.store.mark_seen(session_id, key, item_id(prompt.part, item),
-                                       self.pools.ttl_seconds)
+            with waiting("cache"):
+                await self.store.mark_seen(session_id, key, item_id(prompt.part, item),
+                                           self.pools.ttl_seconds)
         return to_data(prompt.part, topic, item, source=source, degraded=False,
                        prompt_version=prompt.version)
 
@@ -241,7 +261,8 @@ class QuestionService:
             self.metrics.cache_requests.labels("stale" if pool.stale else "hit").inc()
             return pool
         try:
-            pool = await self.store.get(key)
+            with waiting("cache"):
+                pool = await self.store.get(key)
         except StoreError:
             self.metrics.cache_requests.labels("error").inc()
             return None

@@ -78,6 +78,7 @@ class PoolStore(Protocol):
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None: ...
     async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]: ...
     async def purge(self) -> int: ...
+    async def once(self, name: str, ttl: int) -> bool: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -154,6 +155,17 @@ class RedisPoolStore:
 
         return await self._redis.run(unlink_all, event="cache_error", op="purge")
 
+    async def once(self, name: str, ttl: int) -> bool:
+        """True for the first caller of `name` within `ttl` seconds, across every instance;
+        False to the others, and when Redis cannot say."""
+        try:
+            won = await self._redis.run(
+                lambda r: r.set(f"{KEY_PREFIX}:once:{name}", "1", nx=True, ex=ttl),
+                event="cache_error", op="once")
+        except StoreError:
+            return False
+        return bool(won)
+
     async def ping(self) -> None:
         """A real round trip even while the gate is closed: readiness sees recovery."""
         await self._redis.run(lambda r: r.ping(), event="cache_error", op="ping", gated=False)
@@ -223,6 +235,13 @@ class MemoryPoolStore:
                               if k.startswith(f"{KEY_PREFIX}:prints:"))]:
             self._cache.pop(key)
         return len(pools)
+
+    async def once(self, name: str, ttl: int) -> bool:
+        key = f"{KEY_PREFIX}:once:{name}"
+        if self._cache.get(key) is not None:
+            return False
+        self._cache.put(key, True, ttl)
+        return True
 
     async def ping(self) -> None:
         return None
