@@ -91,8 +91,9 @@ def _inverted(clause: str) -> bool:
 def _opening(question: str) -> str:
     """The word the question proper opens with: "In your opinion, is ..." opens with "is"."""
     words = _words(question)
-    if words and (words[0] in QUESTION_OPENERS or words[0] in AUXILIARIES):
-        return words[0]
+    first = words[0].removesuffix("'s") if words else ""  # "What's ..."
+    if first in QUESTION_OPENERS or first in AUXILIARIES:
+        return first
     if len(words) > 1 and words[0] in _PREPOSITIONS and words[1] in QUESTION_OPENERS:
         return words[1]  # "In what ways ...", "At what age ..."
     lead, comma, rest = question.partition(",")

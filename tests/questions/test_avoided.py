@@ -53,6 +53,8 @@ TABLE = [
     ("celebrations and festivals", None),
     ("a deadline at work", None),
     ("a wedding I went to", None),
+    ("Why do some languages die out?", None),
+    ("Do you like ethnic food?", None),
 ]
 
 

@@ -117,6 +117,7 @@ def test_off_format_questions_are_rejected_with_their_reason(part, line, code):
     (1, "If you could live anywhere, where would you live?"),
     (1, "What did you enjoy most about school?"),
     (1, "How often do you cook for your friends?"),
+    (1, "What's your favourite time of day?"),
 ])
 def test_authentic_lines_are_accepted(part, line):
     assert check_item(part, with_question(part, line)) == []
