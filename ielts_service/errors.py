@@ -33,6 +33,9 @@ TABLE = (
     ErrorCode(422, "invalid_payload", "the request's fields are not valid"),
     ErrorCode(422, "topic_rejected",
               "the IELTS Speaking test avoids this topic; please choose another"),
+    ErrorCode(422, "topic_unavailable",
+              "the offline question bank has no questions on this topic; "
+              "try one of the suggested topics"),
     ErrorCode(422, "content_filtered",
               "the model's content filter refused this topic; please choose another"),
     ErrorCode(422, "invalid_prompts", "the prompt files have problems; the last good ones serve"),

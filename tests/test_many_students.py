@@ -114,7 +114,7 @@ async def test_the_model_budget_holds_across_two_instances(make_client, make_set
                     REQUEST_TIMEOUT_SECONDS="10")
     a, b = [await make_client(make_settings(env)) for _ in range(2)]
     answers = [await ask(client, topic=topic) for client, topic in
-               ((a, "volcanoes"), (b, "glaciers"), (a, "a memorable journey"), (b, "deserts"))]
+               ((a, "volcanoes"), (b, "glaciers"), (a, "a memorable trip"), (b, "deserts"))]
     assert len(fake_model.requests) == 2
     assert [body["data"]["source"] for _, body in answers[:2]] == ["ai", "ai"]
     assert answers[2][1]["data"]["source"] == "bank" and answers[2][1]["data"]["degraded"]

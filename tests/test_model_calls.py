@@ -129,10 +129,11 @@ async def test_attempts_are_bounded_then_503_with_retry_after(client_with, fake_
 async def test_model_outage_falls_back_to_the_bank_for_a_bank_topic(client_with, fake_model):
     client = await client_with(AI_MAX_ATTEMPTS="2")
     fake_model.set_default(fm.status(503))
-    response, body = await ask(client, topic="a memorable journey", part=2)
+    response, body = await ask(client, topic="a memorable trip", part=2)
     assert response.status_code == 200
     assert body["data"]["source"] == "bank" and body["data"]["degraded"] is True
-    assert body["data"]["topic"] == "travel and holidays"
+    assert body["data"]["topic"] == "memorable trip"  # the bank's card on it, not another
+    assert body["data"]["cue_card"]["title"] == "Describe a memorable trip you have taken"
 
 
 @pytest.mark.parametrize("reply", [fm.drop(), fm.raw(b'{"id": "x", "choi'),

@@ -38,13 +38,16 @@ def test_lint_fails_with_file_and_line_on_a_broken_copy(prompts_copy, capsys):
     assert f"{prompts_copy / 'part2.txt'}:7: unknown placeholder {{{{ cuont }}}}" in err
 
 
-def test_render_prints_exactly_what_would_be_sent(capsys):
-    assert main(["prompts", "render", "2", "--topic", "Memorable journeys",
-                 "--dir", str(ROOT / "prompts")]) == 0
+@pytest.mark.parametrize(("typed", "sent"), [("Travelling!", "travel and holidays"),
+                                             ("My favourite teacher", "favourite teacher")])
+def test_render_prints_exactly_what_would_be_sent(capsys, typed, sent):
+    """The topic as the service sends it: an area's name for a phrasing of the area, the
+    student's own (normalised) words for anything more specific."""
+    assert main(["prompts", "render", "2", "--topic", typed, "--dir", str(ROOT / "prompts")]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["response_format"]["json_schema"]["name"] == "ielts_part2"
     assert [m["role"] for m in body["messages"]] == ["system", "user"]
-    assert body["messages"][1]["content"].endswith('Topic: "travel and holidays"')
+    assert body["messages"][1]["content"].endswith(f'Topic: "{sent}"')
     assert body["max_tokens"] == 1500 and body["temperature"] == 0.9
 
 

@@ -110,7 +110,7 @@ async def test_the_circuit_opens_on_failures_serves_the_bank_and_closes_after_a_
     for topic in ("volcanoes", "glaciers", "rivers"):
         await ask(client, topic=topic)
     assert len(fake_model.requests) == 3
-    status, body = await ask(client, topic="a memorable journey")
+    status, body = await ask(client, topic="a memorable trip")
     ready = await (await client.get("/health/ready")).get_json()
     assert status == 200 and body["data"]["degraded"] and body["data"]["source"] == "bank"
     assert len(fake_model.requests) == 3  # open: no call went out

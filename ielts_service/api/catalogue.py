@@ -13,7 +13,8 @@ blueprint = Blueprint("catalogue", __name__)
 
 @blueprint.get("/v1/topics")
 async def topics() -> tuple[Response, int]:
-    """Every topic area with its category and the Part 2 card types it has."""
+    """Every topic area with its category, the Part 2 card types it has and its aliases
+    (the phrasings that share its pools)."""
     catalogue = services().questions.catalogue()
     return success({"topics": catalogue, "count": len(catalogue),
                     "part1_openers": list(OPENING_TOPICS)})

@@ -26,8 +26,8 @@ blueprint = Blueprint("docs", __name__)
 # What the guards may answer before a handler runs, per kind of route.
 BODY = ("invalid_json", "payload_too_large", "unsupported_media_type", "request_timeout")
 GUARDED = ("unauthorized", "forbidden", "rate_limited")  # client API keys, rate limits
-QUESTION = ("invalid_payload", "topic_rejected", "content_filtered", "upstream_unavailable",
-            "timeout")
+QUESTION = ("invalid_payload", "topic_rejected", "topic_unavailable", "content_filtered",
+            "upstream_unavailable", "timeout")
 ADMIN = ("unauthorized", "forbidden")
 
 
@@ -130,7 +130,9 @@ def spec() -> dict[str, Any]:
     error = {"type": "object", "required": ["status", "code", "message"], "properties": {
         "status": {"const": "error"}, "code": {"type": "string"}, "message": {"type": "string"},
         "details": {"type": "array", "items": {"type": "object", "properties": {
-            "field": {"type": "string"}, "problem": {"type": "string"}}}}}}
+            "field": {"type": "string"}, "problem": {"type": "string"},
+            # topic_unavailable: one catalogue topic per entry, closest first
+            "suggestion": {"type": "string"}}}}}}
     success = {"type": "object", "required": ["status", "data"], "properties": {
         "status": {"const": "success"}, "data": {"type": "object"}}}
     return {

@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from ielts_service.deadline import DeadlineExceeded
 from ielts_service.errors import BY_STATUS, CODES, APIError
 from ielts_service.llm.errors import ContentFiltered
+from ielts_service.questions.bank import TopicUnavailable
 from ielts_service.questions.prompts import PromptError
 from ielts_service.questions.service import NoQuestion
 from ielts_service.questions.topics import TopicRejected
@@ -33,8 +34,15 @@ def _prompt_problems(error: PromptError) -> APIError:
                                 for p in error.problems])
 
 
+def _suggestions(error: TopicUnavailable) -> APIError:
+    return APIError.of("topic_unavailable", details=[
+        {"field": "topic", "problem": f"try {name!r} instead", "suggestion": name}
+        for name in error.suggestions])
+
+
 DOMAIN_ERRORS: dict[type[Exception], Callable[[Any], APIError]] = {
     TopicRejected: lambda _: APIError.of("topic_rejected"),
+    TopicUnavailable: _suggestions,
     ContentFiltered: lambda _: APIError.of("content_filtered"),
     NoQuestion: lambda e: APIError.of("upstream_unavailable",
                                       headers={"Retry-After": str(int(e.retry_after))}),

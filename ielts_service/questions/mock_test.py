@@ -29,10 +29,14 @@ async def mock_test(
 ) -> dict[str, Any]:
     """The `data` of a /v1/mock-test answer. Each part falls back on its own."""
     reject_avoided(topic)
+    if topic is not None and service.model is None:
+        # Bank mode: no card on the topic is 422 topic_unavailable before any part is drawn
+        # (Part 3 follows the card, so it has a set whenever the card was found).
+        service.bank.choose(topic, 2)
     rng = random.Random()
     card_topic = topic or service.bank.random_topic(rng).name
-    # The card's area, not its words: "a memorable trip" must keep travel out of Part 1.
-    area = service.bank.match(card_topic)
+    # The card's nearest area, not its words: "a memorable trip" keeps travel out of Part 1.
+    area = service.bank.closest(card_topic)
     openers = part1_topics(service, area.name if area else card_topic, rng)
     part2_task = asyncio.create_task(service.question(card_topic, 2, session_id, deadline))
     part1 = await asyncio.gather(*(service.question(t, 1, session_id, deadline) for t in openers))

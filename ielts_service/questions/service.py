@@ -1,11 +1,14 @@
 """`QuestionService`: one item for a topic and part, from a pool, the model or the bank.
 
 Order: the pool for (model, prompt version, part, topic) if one is cached; else one model
-call whose valid items become the pool; if the model cannot be reached, the bank's item
-for the same topic area (`degraded`), and only when there is none, `NoQuestion`. A
-session that has seen a whole pool gets it widened, not a repeat; widening and refill calls
-are shown the pool, and drop near-repeats of it. A mock test's Part 3 is written for its
-card (a pool of its own; from the bank, the sets written for that card).
+call whose valid items become the pool; if the model cannot be reached, the bank's items
+on the same topic (`degraded`), and only when there are none, `NoQuestion`. A session that
+has seen a whole pool gets it widened, not a repeat; widening and refill calls are shown
+the pool, and drop near-repeats of it. The topic is never swapped for another: text that
+names a catalogue area shares the area's pools; any other text keeps its own, and the model
+is asked about it (see `bank.pool_topic`). With no model, a topic the bank has nothing on
+is `TopicUnavailable`. A mock test's Part 3 is written for its card (a pool of its own;
+from the bank, the sets written for that card).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from ielts_service.llm.client import ModelClient
 from ielts_service.llm.errors import ContentFiltered, ModelUnavailable
 from ielts_service.observability.metrics import Metrics
 from ielts_service.observability.timing import waiting
-from ielts_service.questions.bank import Bank, BankTopic, pool_topic
+from ielts_service.questions.bank import Bank, pool_topic
 from ielts_service.questions.items import Item, fingerprint, item_id, summary, to_data
 from ielts_service.questions.prompts import PromptSet, PromptStore
 from ielts_service.questions.readiness import check_dependencies
@@ -81,8 +84,8 @@ class QuestionService:
         reject_avoided(topic)
         card = card if part == 3 else None
         if self.model is None:
-            area = self._bank_area(topic)
-            return await self._serve_bank(area, part, session_id, degraded=False, card=card)
+            return await self._serve_bank(*self.bank.choose(topic, part), part, session_id,
+                                          degraded=False, card=card)
         norm = pool_topic(self.bank, topic) if topic else self.bank.random_topic().name
         prompt = self.prompts.current[part]
         pool_name = norm
@@ -222,34 +225,30 @@ class QuestionService:
         return to_data(prompt.part, topic, item, source=source, degraded=False,
                        prompt_version=prompt.version)
 
-    def _bank_area(self, topic: str | None) -> BankTopic:
-        if topic is None:
-            return self.bank.random_topic()
-        return self.bank.match(topic) or self.bank.fallback_topic(topic)
-
     async def _serve_bank(
-        self, area: BankTopic, part: int, session_id: str | None, *, degraded: bool,
-        card: Item | None = None,
+        self, topic: str, items: list[Item], part: int, session_id: str | None, *,
+        degraded: bool, card: Item | None = None,
     ) -> dict[str, Any]:
-        key = f"bank:{self.bank.version}:p{part}:{area.name}"
+        key = f"bank:{self.bank.version}:p{part}:{topic}"
         seen = await self.store.seen(session_id, key) if session_id else set()
-        items = area.part3_for(item_id(2, card)) if card is not None else area.items[part]
+        if card is not None:  # a Part 3 after one of the bank's cards: the sets written for it
+            items = self.bank.written_for(card) or items
         item = random.choice([i for i in items if item_id(part, i) not in seen] or items)
         if session_id is not None:
             await self.store.mark_seen(session_id, key, item_id(part, item),
                                        self.pools.ttl_seconds)
-        return to_data(part, area.name, item, source="bank", degraded=degraded,
+        return to_data(part, topic, item, source="bank", degraded=degraded,
                        prompt_version=self.bank.version)
 
     async def _fallback(
         self, topic: str, part: int, session_id: str | None, exc: Exception,
         card: Item | None = None,
     ) -> dict[str, Any]:
-        area = self.bank.match(topic)
+        found = self.bank.items_for(topic, part)
         log.warning("ai_fallback", reason=str(exc) or type(exc).__name__,
-                    served="bank" if area else "nothing")
-        if area is not None:
-            return await self._serve_bank(area, part, session_id, degraded=True, card=card)
+                    served="bank" if found else "nothing")
+        if found is not None:
+            return await self._serve_bank(*found, part, session_id, degraded=True, card=card)
         if isinstance(exc, DeadlineExceeded):
             raise exc
         raise NoQuestion(getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER)

@@ -27,8 +27,10 @@ def clean_topic(text: str) -> str:
 
 
 def normalise_topic(text: str) -> str:
-    """The pool form of a topic: case-folded, punctuation as spaces, no leading articles."""
-    text = re.sub(r"[^\w\s'-]+", " ", clean_topic(text).casefold())
+    """The pool form of a topic: case-folded, "&" as "and", other punctuation as spaces, no
+    leading articles, "my" or "your"."""
+    text = clean_topic(text).casefold().replace("&", " and ")
+    text = re.sub(r"[^\w\s'-]+", " ", text)
     text = " ".join(text.replace("'", "").split()).strip("-")
     return _LEADING_WORDS.sub("", text) or text
 

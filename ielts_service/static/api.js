@@ -25,12 +25,20 @@ export function sessionId(renew = false) {
   }
 }
 
-/** A failed call, with a sentence for the student in `message`. */
+/** A failed call, with a sentence for the student in `message`, and for a topic the
+ * service has no questions on, the catalogue topics it suggests instead. */
 export class ApiError extends Error {
-  constructor(message, code) {
+  constructor(message, code, suggestions = []) {
     super(message);
     this.code = code;
+    this.suggestions = suggestions;
   }
+}
+
+/** The topics a `topic_unavailable` answer suggests, closest first. */
+function suggestionsOf(body) {
+  if (!body || body.code !== "topic_unavailable" || !Array.isArray(body.details)) return [];
+  return body.details.map((d) => d && d.suggestion).filter((s) => typeof s === "string" && s);
 }
 
 /** "in 42 seconds", from a Retry-After header (seconds or an HTTP date). */
@@ -86,7 +94,7 @@ async function call(method, path, payload) {
   const body = await response.json().catch(() => null);
   if (response.ok && body && body.status === "success") return body.data;
   throw new ApiError(errorWords(response.status, body, response.headers.get("Retry-After")),
-    (body && body.code) || `http_${response.status}`);
+    (body && body.code) || `http_${response.status}`, suggestionsOf(body));
 }
 
 function withTopic(payload, topic) {

@@ -13,22 +13,42 @@ let steps = [];
 let again = null; // (trigger) => starts the same kind of practice with new questions
 let busy = false;
 
-const showError = (message) => { $("error").textContent = message; };
+const suggestions = $("suggestions");
+
+/** Show an error in words (or clear it with ""); `offered` topics become buttons that run
+ * `retry(button, topic)`: the same practice on a topic the service has questions on. */
+function showError(message, offered = [], retry = null) {
+  $("error").textContent = message;
+  suggestions.replaceChildren();
+  suggestions.hidden = !(offered.length && retry);
+  if (suggestions.hidden) return;
+  const choose = (topic) => (event) => {
+    $("topic-text").value = topic;
+    retry(event.currentTarget, topic);
+  };
+  suggestions.append(el("p", { id: "suggestions-title" }, "Topics with questions ready:"),
+    el("div", { class: "actions" }, offered.map((topic) => button(topic, choose(topic)))));
+  suggestions.querySelector("button").focus();
+}
 const say = (text) => { $("announce").textContent = text; };
 const minutes = (s) => (s % 60 ? `${s} seconds` : `${s / 60} minute${s === 60 ? "" : "s"}`);
 
-/** Run `request` for the button that asked; on failure show the error in words. */
-async function load(trigger, request) {
+/** Run `request` for the button that asked; on failure show the error in words, with
+ * the suggested topics (if any) as buttons that `retry` on them. */
+async function load(trigger, request, retry) {
   if (busy) return null;
   busy = true;
-  showError("");
+  $("error").textContent = ""; // suggestions stay until this request ends: one may be `trigger`
   const label = trigger.textContent;
   trigger.textContent = "Loading…";
   trigger.setAttribute("aria-disabled", "true"); // not `disabled`: that would drop focus
   try {
-    return await request();
+    const result = await request();
+    showError("");
+    return result;
   } catch (error) {
-    showError(error instanceof ApiError ? error.message : "Something went wrong. Please try again.");
+    if (error instanceof ApiError) showError(error.message, error.suggestions, retry);
+    else showError("Something went wrong. Please try again.");
     return null;
   } finally {
     busy = false;
@@ -135,14 +155,16 @@ function questionSteps(item, part, extra = {}) {
 }
 
 async function startPart(trigger, part, topic) {
-  const item = await load(trigger, () => getQuestion(part, topic));
+  const item = await load(trigger, () => getQuestion(part, topic),
+    (button, suggested) => startPart(button, part, suggested));
   if (!item) return;
   run(part === 2 ? [{ kind: "card", part: 2, topic: item.topic, item }] : questionSteps(item, part),
     (button) => startPart(button, part, topic));
 }
 
 async function startMock(trigger, topic) {
-  const test = await load(trigger, () => getMockTest(topic));
+  const test = await load(trigger, () => getMockTest(topic),
+    (button, suggested) => startMock(button, suggested));
   if (!test) return;
   const count = test.part1.topics.length;
   const part1 = test.part1.topics.flatMap((t, i) => questionSteps(

@@ -28,8 +28,21 @@ async def test_a_mock_test_from_the_bank_is_linked_and_opens_with_work_or_home(b
     assert all(check_item(1, {"questions": t["questions"]}) == [] for t in topics)
     assert data["part2"]["part"] == 2 and check_item(2, data["part2"]["cue_card"]) == []
     assert data["part3"]["part"] == 3 and data["part3"]["linked_to"] == data["part2"]["id"]
-    assert data["part3"]["topic"] == data["part2"]["topic"] == "travel and holidays"
+    assert data["part3"]["topic"] == data["part2"]["topic"] == "memorable trip"
+    assert data["part2"]["cue_card"]["title"] == "Describe a memorable trip you have taken"
+    assert "travel and holidays" not in {t["topic"] for t in topics}  # the card's own area
     assert data["id"].startswith("mt-")
+
+
+async def test_a_bank_mock_test_on_a_topic_it_has_no_card_for_is_unavailable(bank_client):
+    """Not a test on another subject, and not a 500: the same 422 as a single question,
+    and a suggested topic makes a whole test."""
+    response, body = await mock(bank_client, topic="a skill you want to learn", session_id="s-2")
+    assert response.status_code == 422 and body["code"] == "topic_unavailable"
+    suggested = [d["suggestion"] for d in body["details"]]
+    assert 1 <= len(suggested) <= 5
+    response, body = await mock(bank_client, topic=suggested[0], session_id="s-2")
+    assert response.status_code == 200 and body["data"]["part2"]["topic"] == suggested[0]
 
 
 async def test_a_mock_test_without_a_topic_draws_one(bank_client):
@@ -87,6 +100,21 @@ async def test_topics_lists_the_catalogue_with_categories_and_card_types(bank_cl
     assert all(t["card_types"] and set(t["card_types"]) <= kinds for t in data["topics"])
     assert data["part1_openers"] and set(data["part1_openers"]) <= OPENERS
     assert OPENERS <= {t["topic"] for t in data["topics"]}
+    by_name = {t["topic"]: t for t in data["topics"]}
+    assert all(t["aliases"] and all(isinstance(a, str) for a in t["aliases"])
+               for t in data["topics"])
+    assert {"travel", "travelling", "trips", "holidays"} <= set(
+        by_name["travel and holidays"]["aliases"])
+
+
+async def test_every_alias_the_catalogue_lists_is_served_as_its_area(make_client, make_settings):
+    client = await make_client(make_settings(RATE_LIMIT_PER_MINUTE=0))
+    topics = (await (await client.get("/v1/topics")).get_json())["data"]["topics"]
+    for area in topics:
+        for alias in area["aliases"]:
+            response = await client.post("/generate-question", json={"topic": alias, "part": 1})
+            body = await response.get_json()
+            assert response.status_code == 200 and body["data"]["topic"] == area["topic"], alias
 
 
 @pytest.mark.parametrize("path", ["/v1/topics"])

@@ -12,13 +12,14 @@ async def ask(client, **payload):
     return response, await response.get_json()
 
 
-async def test_a_memorable_trip_gets_a_cue_card_from_the_bank(bank_client):
+async def test_a_memorable_trip_gets_the_banks_card_on_it(bank_client):
     response, body = await ask(bank_client, topic="a memorable trip", part=2)
     data = body["data"]
     assert response.status_code == 200 and body["status"] == "success"
     assert data["source"] == "bank" and data["degraded"] is False
-    assert data["topic"] == "travel and holidays"
+    assert data["topic"] == "memorable trip"
     card = data["cue_card"]
+    assert card["title"] == "Describe a memorable trip you have taken"
     assert card["title"].startswith("Describe") and 3 <= len(card["bullets"]) <= 4
     assert card["explain"].startswith("and explain") and 1 <= len(card["follow_ups"]) <= 2
     assert data["question"].splitlines()[1] == "You should say:"
@@ -65,8 +66,23 @@ async def test_avoided_topics_are_rejected(bank_client, topic):
     assert body["code"] == "topic_rejected"
 
 
-async def test_unknown_topic_in_bank_mode_still_gets_a_valid_item(bank_client):
-    _, body = await ask(bank_client, topic="quantum chromodynamics", part=2)
-    data = body["data"]
-    assert data["source"] == "bank"
-    assert check_item(2, data["cue_card"]) == []
+@pytest.mark.parametrize("part", [1, 2, 3])
+async def test_a_topic_the_bank_has_nothing_on_is_unavailable_with_suggestions(bank_client, part):
+    catalogue = (await (await bank_client.get("/v1/topics")).get_json())["data"]["topics"]
+    response, body = await ask(bank_client, topic="a skill you want to learn", part=part)
+    assert response.status_code == 422 and body["code"] == "topic_unavailable"
+    assert "data" not in body and body["message"]
+    suggested = [d["suggestion"] for d in body["details"]]
+    assert 1 <= len(suggested) <= 5 and all(d["field"] == "topic" for d in body["details"])
+    assert set(suggested) <= {t["topic"] for t in catalogue}
+    # each suggestion is served when asked for
+    for topic in suggested:
+        response, body = await ask(bank_client, topic=topic, part=part)
+        assert response.status_code == 200 and body["data"]["topic"] == topic
+
+
+async def test_travel_and_its_phrasings_still_answer_from_the_bank(bank_client):
+    for typed in ("travel", "Travelling", "TRIPS!"):
+        response, body = await ask(bank_client, topic=typed, part=2)
+        assert response.status_code == 200 and body["data"]["source"] == "bank"
+        assert body["data"]["topic"] == "travel and holidays"

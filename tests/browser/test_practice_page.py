@@ -62,7 +62,8 @@ def test_part2_shows_the_cue_card_and_the_timers_run(page, console, practice, sc
     expect(card.locator(".cue-title")).to_have_text(re.compile(r"^Describe .+\.$"))
     assert 3 <= card.locator("li").count() <= 4
     expect(card.locator("p").last).to_have_text(re.compile(r"^and explain .+\.$"))
-    expect(page.locator(".topic")).to_have_text("travel and holidays")
+    expect(card.locator(".cue-title")).to_have_text("Describe a memorable trip you have taken.")
+    expect(page.locator(".topic")).to_have_text("memorable trip")  # what was asked, honoured
     clock, phase = page.locator(".clock"), page.locator(".phase")
     expect(phase).to_have_text("Preparation time")
     expect(clock).to_have_text("0:02")
@@ -81,7 +82,7 @@ def test_part2_shows_the_cue_card_and_the_timers_run(page, console, practice, sc
 
 
 def test_practising_again_brings_a_different_card_in_the_same_session(page, practice):
-    start(page, practice.url, 2, "a memorable trip")
+    start(page, practice.url, 2, "travel")
     first = page.locator(".cue-title").inner_text()
     page.get_by_role("button", name="Start talking now").click()
     page.get_by_role("button", name="Stop talking").click()
@@ -113,6 +114,43 @@ def test_mock_test_reaches_part3_on_the_cards_theme(page, console, practice, scr
     assert test["part3"]["linked_to"] == test["part2"]["id"]
     screenshot(page, "part3")
     assert console == []
+
+
+def test_a_topic_without_questions_offers_the_suggested_topics_as_buttons(
+        page, console, practice, screenshot):
+    catalogue = {t["topic"] for t in httpx.get(practice.url + "/v1/topics").json()["data"]["topics"]}
+    start(page, practice.url, 2, "a skill you want to learn")
+    expect(page.get_by_role("alert")).to_contain_text("no questions on this topic")
+    offered = page.get_by_role("region", name="Topics with questions ready").get_by_role("button")
+    expect(offered.first).to_be_focused()  # a keyboard user lands on the choices
+    names = offered.all_inner_texts()
+    assert 1 <= len(names) <= 5 and set(names) <= catalogue
+    screenshot(page, "suggestions")
+    with page.expect_request("**/generate-question") as sent:
+        page.keyboard.press("Enter")
+    assert sent.value.post_data_json["topic"] == names[0]
+    assert sent.value.post_data_json["part"] == 2
+    expect(page.locator(".cue-card")).to_be_visible()
+    expect(page.locator(".topic")).to_have_text(names[0])
+    expect(page.locator("#error")).to_be_empty()
+    expect(page.locator("#suggestions")).to_be_hidden()
+    screenshot(page, "suggested-card")
+    # the only console line is the browser's own note of the 422 it was answered
+    assert [e for e in console if "status of 422" not in e] == []
+
+
+def test_a_mock_test_on_a_topic_without_a_card_offers_suggestions_too(page, practice):
+    page.goto(practice.url + FAST)
+    page.get_by_label("Or type your own topic").fill("a skill you want to learn")
+    page.get_by_role("button", name="Start a full mock test").click()
+    offered = page.get_by_role("region", name="Topics with questions ready").get_by_role("button")
+    expect(offered.first).to_be_visible()
+    chosen = offered.first.inner_text()
+    with page.expect_request("**/v1/mock-test") as sent:
+        offered.first.click()
+    assert sent.value.post_data_json["topic"] == chosen
+    expect(page.get_by_role("heading", name="Part 1: Interview")).to_be_visible()
+    expect(page.get_by_role("region", name="Topics with questions ready")).to_be_hidden()
 
 
 def test_a_rate_limited_request_says_when_to_try_again(page, serve, screenshot):
