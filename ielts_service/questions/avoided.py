@@ -96,12 +96,17 @@ def _tokens(phrase: str) -> tuple[str, ...]:
     return tuple(fold(phrase).split())
 
 
+Tables = tuple[dict[tuple[str, ...], str], frozenset[tuple[str, ...]], frozenset[str],
+               frozenset[str]]
+
+
 @functools.cache
-def _tables() -> tuple[dict[tuple[str, ...], str], frozenset[tuple[str, ...]], frozenset[str]]:
+def _tables() -> Tables:
     terms = {_tokens(term): theme for theme, words in THEMES.items() for term in words}
     allowed = frozenset(_tokens(phrase) for phrase in ALLOWED)
     vocabulary = frozenset(word for key in (*terms, *allowed) for word in key)
-    return terms, allowed, vocabulary
+    first_words = frozenset(key[0] for key in terms)  # no term can start elsewhere
+    return terms, allowed, vocabulary, first_words
 
 
 def _singular(token: str, vocabulary: frozenset[str]) -> str:
@@ -119,8 +124,10 @@ def _windows(count: int) -> list[tuple[int, int]]:
 
 def find_avoided(text: str) -> tuple[str, str] | None:
     """`(theme, words)` of the first avoided theme in `text`, or None when it has none."""
-    terms, allowed, vocabulary = _tables()
+    terms, allowed, vocabulary, first_words = _tables()
     words = [_singular(token, vocabulary) for token in fold(text).split()]
+    if first_words.isdisjoint(words):  # most text: nothing to look at closer
+        return None
     harmless: set[int] = set()
     for start, end in _windows(len(words)):
         if tuple(words[start:end]) in allowed:

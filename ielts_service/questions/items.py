@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -123,6 +124,7 @@ _FRAME = frozenset(
     "describe explain say not".split())
 
 
+@functools.lru_cache(maxsize=4096)  # every pair of a batch and its pool compares the same lines
 def _content(text: str) -> frozenset[str]:
     words = re.findall(r"[a-z0-9]+", text.lower())
     return frozenset(w[:-1] if len(w) > 3 and w.endswith("s") else w
@@ -133,10 +135,14 @@ def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
+@functools.lru_cache(maxsize=4096)
+def _all_words(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9']+", text.lower()))
+
+
 def _same_line(a: str, b: str) -> bool:
     """Two cue-card points that say the same ("where you bought it", "where you got it")."""
-    ours, theirs = (frozenset(re.findall(r"[a-z0-9']+", t.lower())) for t in (a, b))
-    return _overlap(ours, theirs) >= 0.6
+    return _overlap(_all_words(a), _all_words(b)) >= 0.6
 
 
 def near_duplicate(part: int, a: Item, b: Item) -> bool:
