@@ -14,6 +14,7 @@ from ielts_service.api import metrics as metrics_api
 from ielts_service.api.envelope import register_error_handlers
 from ielts_service.config import Settings, load_settings
 from ielts_service.deadline import Deadline
+from ielts_service.guards.clients import init_clients
 from ielts_service.guards.limits import init_rate_limits
 from ielts_service.guards.security import init_security
 from ielts_service.guards.validation import validate_payload
@@ -28,7 +29,9 @@ from ielts_service.services import EXTENSION, close_services, open_services
 def create_app(settings: Settings) -> Quart:
     app = Quart("ielts_service", static_folder=None)
     metrics = Metrics(settings.prometheus_multiproc_dir)
-    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, PROVIDE_AUTOMATIC_OPTIONS=True)
+    # BODY_TIMEOUT: a body dribbled in byte by byte holds a worker's slot only this long (408).
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, PROVIDE_AUTOMATIC_OPTIONS=True,
+                      BODY_TIMEOUT=settings.body_timeout_seconds)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     @app.before_serving
@@ -67,6 +70,7 @@ def create_app(settings: Settings) -> Quart:
     async def _start_deadline() -> None:
         g.deadline = Deadline.after(settings.request_timeout_seconds)
 
+    init_clients(app, settings)
     init_security(app, settings)  # API keys before rate limits: a key is whom a limit counts
     init_rate_limits(app, settings)  # cheap rejections before parsing
     app.before_request(validate_payload)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -43,6 +44,10 @@ def serve(args: argparse.Namespace) -> int:
         config.bind = [args.bind]
     if args.workers is not None:
         config.workers = args.workers
+    # Hypercorn's read timeout also runs while a request waits for its answer (the client
+    # sends nothing meanwhile): it must outlast the longest request.
+    longest = math.ceil(settings.request_timeout_seconds) + 15
+    config.read_timeout = max(config.read_timeout or 0, longest)
     config.application_path = "ielts_service.app:serve_app()"
     config.errorlog = logging.getLogger("hypercorn.error")
     config.accesslog = None

@@ -33,6 +33,10 @@ Provider = Literal["azure", "openai", "bank"]
 _PLACEHOLDERS = {"changeme", "change-me", "your-key", "your-api-key", "xxx", "<key>", "secret"}
 
 
+# Bearer tokens anyone on the network may try: long enough that guessing is hopeless
+# (32 characters of `openssl rand -hex 16` carry 128 bits).
+MIN_TOKEN_LENGTH = 32
+
 _API_KEY = re.compile(r"([A-Za-z0-9._-]{1,32}):([0-9a-f]{64})(?::([1-9][0-9]{0,6}))?")
 
 
@@ -93,6 +97,16 @@ class Settings(BaseModel):
     background_tasks_max: int = Field(16, ge=0, le=1000)  # refills running at once per worker
     ai_budget_rpm: int = Field(0, ge=0)  # model requests per minute for all instances; 0: no budget
     ai_budget_tpm: int = Field(0, ge=0)  # model tokens per minute for all instances; 0: no budget
+    # The deployment's ceiling: model calls (attempts) per UTC day, all instances together.
+    # ~5000 calls of at most ~2,200 tokens each; raise it on purpose, never off.
+    ai_calls_per_day: int = Field(5000, ge=1)
+    # Fresh model calls one client may cause per hour (0: no per-client quota). 30 students
+    # behind one school address, each starting a mock test on a topic of their own every
+    # 15 minutes, cause 240 (Part 2 and Part 3; Part 1 comes from pools).
+    generations_per_client_per_hour: int = Field(300, ge=0)
+    session_ttl_seconds: int = Field(10800, ge=60, le=7 * 86400)  # a session's seen items
+    auth_failures_per_hour: int = Field(20, ge=1, le=100000)  # wrong tokens/keys per client
+    body_timeout_seconds: float = Field(10.0, gt=0, le=300)  # a request body's whole upload
     trusted_proxies: tuple[str, ...] = ()  # CIDRs whose X-Forwarded-For is believed
     client_api_keys: tuple[ApiKey, ...] = ()  # name:sha256hex[:per_minute], comma-separated
     metrics_token: SecretStr | None = None  # when set, /metrics needs it as a bearer token
@@ -143,6 +157,14 @@ class Settings(BaseModel):
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and value.get_secret_value().strip().lower() in _PLACEHOLDERS:
             raise ValueError("is a placeholder, not a real secret")
+        return value
+
+    @field_validator("admin_token", "metrics_token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(f"must be at least {MIN_TOKEN_LENGTH} characters "
+                             "(for example: openssl rand -hex 32)")
         return value
 
     @field_validator("sentry_dsn")

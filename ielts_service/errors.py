@@ -26,6 +26,9 @@ TABLE = (
     ErrorCode(401, "unauthorized", "authentication required"),
     ErrorCode(403, "forbidden", "not allowed"),
     ErrorCode(404, "not_found", "no such endpoint"),
+    ErrorCode(404, "not_cached",
+              "no question on this topic is ready yet; send the request as a POST to have one "
+              "written"),
     ErrorCode(405, "method_not_allowed", "method not allowed on this endpoint"),
     ErrorCode(408, "request_timeout", "the request body took too long to arrive"),
     ErrorCode(413, "payload_too_large", "request body is too large"),
@@ -40,6 +43,9 @@ TABLE = (
               "the model's content filter refused this topic; please choose another"),
     ErrorCode(422, "invalid_prompts", "the prompt files have problems; the last good ones serve"),
     ErrorCode(429, "rate_limited", "too many requests; slow down"),
+    ErrorCode(429, "generation_limited",
+              "you have asked for many new questions this hour; try a topic from the catalogue, "
+              "or try again later"),
     ErrorCode(500, "internal_error", "internal error; it has been logged"),
     ErrorCode(503, "upstream_unavailable",
               "the question generator is unavailable right now"),

@@ -1,7 +1,7 @@
 """Opens the service's clients once for the app's lifetime and closes them after serving.
 
 The one place that decides what to open: Redis (once, shared by every store), the model
-client, the prompts, and the question service that holds them all.
+client, the prompts, the per-client allowances, and the question service that holds them.
 """
 
 from __future__ import annotations
@@ -21,10 +21,12 @@ from ielts_service.questions.service import PoolSettings, QuestionService
 from ielts_service.state.background import BackgroundTasks
 from ielts_service.state.flight import SingleFlight
 from ielts_service.state.pools import MemoryPoolStore, PoolStore, RedisPoolStore
+from ielts_service.state.quota import Allowance
 from ielts_service.state.redis import SharedRedis
 
 log = structlog.get_logger("ielts_service.clients")
 EXTENSION = "ielts_service"
+HOUR = 3600.0
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Services:
     prompts: PromptStore
     model: ModelClient | None
     questions: QuestionService
+    auth_failures: Allowance  # wrong tokens and API keys, per client
 
 
 def services() -> Services:
@@ -50,6 +53,16 @@ def read_prompts(settings: Settings) -> PromptStore:
     return store
 
 
+def pool_settings(settings: Settings) -> PoolSettings:
+    """How pools grow and live; a worker keeps a local copy of hot pools only beside Redis
+    (alone, the in-process store is as fast)."""
+    return PoolSettings(settings.pool_size, settings.pool_ttl_seconds,
+                        settings.pool_soft_ttl_seconds, settings.pool_max_items,
+                        settings.refill_timeout_seconds,
+                        settings.local_pool_ttl_seconds if settings.redis_url else 0.0,
+                        settings.session_ttl_seconds)
+
+
 async def open_services(settings: Settings, metrics: Metrics) -> Services:
     redis = None
     if settings.redis_url is not None:
@@ -58,15 +71,18 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
     store: PoolStore = RedisPoolStore(redis) if redis is not None else MemoryPoolStore()
     model = open_model(settings, metrics, redis)
     prompts = read_prompts(settings)
+    refused = metrics.generations_refused.labels("client_quota").inc
     questions = QuestionService(
         store=store, bank=Bank.load(), prompts=prompts, model=model,
-        pools=PoolSettings.from_settings(settings), metrics=metrics,
+        pools=pool_settings(settings), metrics=metrics,
         flight=SingleFlight(redis, settings.lock_lease_seconds),
         background=BackgroundTasks(settings.background_tasks_max),
+        quota=Allowance("gen", settings.generations_per_client_per_hour, HOUR, redis, refused),
     )
+    auth_failures = Allowance("authfail", settings.auth_failures_per_hour, HOUR, redis)
     log.info("services_opened", provider=settings.ai_provider, model=settings.model_name,
              cache="redis" if redis is not None else "memory")
-    return Services(settings, metrics, redis, prompts, model, questions)
+    return Services(settings, metrics, redis, prompts, model, questions, auth_failures)
 
 
 async def close_services(svc: Services) -> None:

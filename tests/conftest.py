@@ -49,13 +49,16 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def redis(redis_server: RedisServer) -> Iterator[RedisServer]:
-    """The session's Redis, running and empty."""
+    """The session's Redis, running and empty; after the test, every key in it must expire."""
     if not redis_server.running:
         redis_server.start()
     redis_server.flush()
     yield redis_server
     if not redis_server.running:
         redis_server.start()
+        return
+    forever = redis_server.keys_without_ttl()
+    assert not forever, f"keys written without a TTL: {forever[:10]}"
 
 
 @pytest.fixture(scope="session")

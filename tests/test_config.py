@@ -45,11 +45,19 @@ def test_a_bad_value_is_one_line_naming_the_variable(env, variable):
     assert message.startswith(variable) and "\n" not in message and KEY not in message
 
 
+@pytest.mark.parametrize("variable", ["ADMIN_TOKEN", "METRICS_TOKEN"])
+def test_a_token_shorter_than_32_characters_is_refused(variable):
+    with pytest.raises(ConfigError) as caught:
+        load_settings({variable: "x" * 31}, env_file=None)
+    assert str(caught.value).startswith(variable) and "x" * 31 not in str(caught.value)
+    assert load_settings({variable: "x" * 32}, env_file=None)
+
+
 def test_secrets_never_show_in_repr_or_errors():
-    settings = load_settings({**AZURE, "ADMIN_TOKEN": "admin-tok-55aa",
+    settings = load_settings({**AZURE, "ADMIN_TOKEN": "admin-tok-55aa-long-enough-for-start-up",
                               "REDIS_URL": "redis://:pw-9911@h:6379/0"}, env_file=None)
     text = repr(settings) + str(settings)
-    assert KEY not in text and "admin-tok-55aa" not in text and "pw-9911" not in text
+    assert KEY not in text and "admin-tok-55aa-long-enough-for-start-up" not in text and "pw-9911" not in text
 
 
 def test_a_dotenv_file_is_read_and_the_environment_wins(tmp_path):

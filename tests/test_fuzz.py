@@ -27,7 +27,7 @@ from tests.support import fake_model as fm
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALE = 20 if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz" else 1
-ADMIN = "fuzz-admin-token"
+ADMIN = "fuzz-admin-token-long-enough-to-start"
 CODE = re.compile(r"[a-z][a-z0-9_]*")
 PATHS = ["/generate-question", "/v1/mock-test", "/v1/topics", "/health/live", "/health/ready",
          "/admin/prompts", "/admin/prompts/reload", "/admin/cache/purge", "/openapi.json",

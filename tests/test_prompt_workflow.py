@@ -93,8 +93,9 @@ def test_an_edit_is_served_without_a_restart_and_a_broken_edit_is_refused(
     assert fake_model.requests[-1].body["temperature"] == 0.6
 
     part2.write_text(part2.read_text().replace("{{ topic }}", "{% if %}"))
-    wait_for(lambda: httpx.get(server.url + "/health/ready", timeout=30).json()["data"]["checks"]
-             ["prompts"]["reload_error"])
+    ready = wait_for(lambda: (r := httpx.get(server.url + "/health/ready", timeout=30))
+                     .json()["data"]["checks"]["prompts"]["reload_failed"] and r)
+    assert "part2.txt" not in ready.text  # readiness says only that it failed
     assert version() == second  # the last good version keeps serving
     failures = [json.loads(line) for line in server.stop() if "prompts_reload_failed" in line]
     assert failures and any("part2.txt:" in p for p in failures[0]["problems"])

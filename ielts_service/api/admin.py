@@ -15,7 +15,7 @@ blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 @blueprint.before_request
 async def require_admin() -> None:
     """401 without a bearer token, 403 with a wrong one or when ADMIN_TOKEN is unset."""
-    require_bearer(services().settings.admin_token, "ADMIN_TOKEN")
+    await require_bearer(services().settings.admin_token, "ADMIN_TOKEN")
 
 
 @blueprint.get("/prompts")

@@ -27,7 +27,9 @@ blueprint = Blueprint("docs", __name__)
 BODY = ("invalid_json", "payload_too_large", "unsupported_media_type", "request_timeout")
 GUARDED = ("unauthorized", "forbidden", "rate_limited")  # client API keys, rate limits
 QUESTION = ("invalid_payload", "topic_rejected", "topic_unavailable", "content_filtered",
-            "upstream_unavailable", "timeout")
+            "generation_limited", "upstream_unavailable", "timeout")
+# A GET never calls the model: a pool, the bank, or nothing ready yet.
+CACHED_ONLY = ("invalid_payload", "topic_rejected", "topic_unavailable", "not_cached")
 ADMIN = ("unauthorized", "forbidden")
 
 
@@ -46,7 +48,8 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
     "/generate-question": {
         "post": Operation("One question item for a topic and part", (*BODY, *GUARDED, *QUESTION),
                           body=QuestionRequest),
-        "get": Operation("The same, from the query string", (*GUARDED, *QUESTION),
+        "get": Operation("The same from the query string, answered from pools or the bank "
+                         "only: never a fresh model call", (*GUARDED, *CACHED_ONLY),
                          query=QuestionRequest),
     },
     "/v1/mock-test": {"post": Operation("A whole linked Speaking test",

@@ -7,6 +7,7 @@ one answers with. Nothing else chooses a status.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -20,8 +21,9 @@ from ielts_service.errors import BY_STATUS, CODES, APIError
 from ielts_service.llm.errors import ContentFiltered
 from ielts_service.questions.bank import TopicUnavailable
 from ielts_service.questions.prompts import PromptError
-from ielts_service.questions.service import NoQuestion
+from ielts_service.questions.service import NoQuestion, NotCached
 from ielts_service.questions.topics import TopicRejected
+from ielts_service.state.quota import QuotaExhausted
 from ielts_service.state.redis import StoreError
 
 log = structlog.get_logger("ielts_service.api")
@@ -46,6 +48,9 @@ DOMAIN_ERRORS: dict[type[Exception], Callable[[Any], APIError]] = {
     ContentFiltered: lambda _: APIError.of("content_filtered"),
     NoQuestion: lambda e: APIError.of("upstream_unavailable",
                                       headers={"Retry-After": str(int(e.retry_after))}),
+    QuotaExhausted: lambda e: APIError.of(
+        "generation_limited", headers={"Retry-After": str(max(1, math.ceil(e.retry_after)))}),
+    NotCached: lambda _: APIError.of("not_cached"),
     DeadlineExceeded: lambda _: APIError.of("timeout"),
     StoreError: lambda _: APIError.of("cache_unavailable",
                                       headers={"Retry-After": str(CACHE_RETRY_AFTER)}),

@@ -18,6 +18,6 @@ async def metrics() -> Response:
 
     With METRICS_TOKEN set, scrapers must send it as a bearer token."""
     if (token := services().settings.metrics_token) is not None:
-        require_bearer(token, "METRICS_TOKEN")
+        await require_bearer(token, "METRICS_TOKEN")
     body, content_type = await asyncio.to_thread(services().metrics.render)
     return Response(body, status=200, content_type=content_type)

@@ -1,10 +1,18 @@
-"""Who may call what: bearer tokens, client API keys, CORS, and security headers."""
+"""Who may call what: bearer tokens, client API keys, CORS, and security headers.
+
+Wrong credentials are counted per client (`AUTH_FAILURES_PER_HOUR`): past the limit every
+attempt of that client, right or wrong, is 429 before its credential is even compared, so
+a guesser cannot tell a hit from a miss.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+from collections.abc import Callable
 from datetime import timedelta
+from typing import TypeVar
 
 from pydantic import SecretStr
 from quart import Quart, Response, g, request
@@ -12,6 +20,10 @@ from quart_cors import cors
 
 from ielts_service.config import ApiKey, Settings
 from ielts_service.errors import APIError
+from ielts_service.guards.clients import client_key
+from ielts_service.services import services
+
+T = TypeVar("T")
 
 PROTECTED_BLUEPRINTS = frozenset({"questions"})  # what client API keys guard, when configured
 HEADERS = {
@@ -26,7 +38,20 @@ HEADERS = {
 _DEFAULTS = (*HEADERS.items(), ("Cache-Control", "no-store"))
 
 
-def require_bearer(secret: SecretStr | None, name: str) -> None:
+async def counting_failures(verify: Callable[[], T | None], wrong: str) -> T:
+    """`verify()`'s result; None means the credential was wrong: 403 `wrong`, counted.
+    A client past its failures gets 429 without `verify` running."""
+    failures, client = services().auth_failures, await client_key()
+    if wait := await failures.check(client):
+        raise APIError.of("rate_limited", "too many failed attempts; try again later",
+                          headers={"Retry-After": str(max(1, math.ceil(wait)))})
+    if (found := verify()) is None:
+        await failures.take(client)
+        raise APIError.of("forbidden", wrong)
+    return found
+
+
+async def require_bearer(secret: SecretStr | None, name: str) -> None:
     """401 without `Authorization: Bearer`, 403 with a wrong token or when `name` is unset.
 
     The comparison takes the same time whatever the token's content."""
@@ -36,8 +61,9 @@ def require_bearer(secret: SecretStr | None, name: str) -> None:
     if scheme.lower() != "bearer" or not given:
         raise APIError.of("unauthorized", f"send Authorization: Bearer <{name}>",
                           headers={"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
-        raise APIError.of("forbidden", f"wrong {name}")
+    expected = secret.get_secret_value().encode()
+    await counting_failures(lambda: hmac.compare_digest(given.encode(), expected) or None,
+                            f"wrong {name}")
 
 
 def find_api_key(keys: tuple[ApiKey, ...], given: str) -> ApiKey | None:
@@ -63,9 +89,7 @@ def init_security(app: Quart, settings: Settings) -> None:
         given = request.headers.get("X-API-Key", "")
         if not given:
             raise APIError.of("unauthorized", "send your API key in the X-API-Key header")
-        if (key := find_api_key(keys, given)) is None:
-            raise APIError.of("forbidden", "unknown API key")
-        g.api_key = key
+        g.api_key = await counting_failures(lambda: find_api_key(keys, given), "unknown API key")
 
     @app.after_request
     async def _security_headers(response: Response) -> Response:

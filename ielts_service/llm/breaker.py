@@ -1,5 +1,11 @@
 """The circuit breaker: stop calling a model deployment that keeps failing, probe it, come back.
 
+It judges the deployment, not the prompt: the caller records an attempt as a success, a
+failure, or neither (`None`: an answer the caller could not use, a 429 the budget and
+`Retry-After` handle, a content-filter refusal, a call cut short by the request's own
+deadline). Otherwise anyone who can make the model write unusable answers could open it
+for everyone.
+
 It opens when the failure ratio over a sliding window passes a threshold (after a minimum
 of calls), lets one probe through after a cool-down (half-open), and closes on that
 probe's success. Written here rather than taken from pybreaker/aiobreaker: those count
@@ -44,6 +50,12 @@ class CircuitBreaker:
             return 0.0
         return max(0.0, self._opened_at + self.cooldown - time.monotonic())
 
+    def ready(self) -> bool:
+        """Would `allow()` let a call out now? Claims nothing: ask before spending a
+        quota or budget on a call the breaker would then refuse."""
+        state = self.state
+        return state == "closed" or (state == "half_open" and not self._probing)
+
     def allow(self) -> bool:
         """May a call go out now? In half-open, only one probe at a time."""
         state = self.state
@@ -54,8 +66,13 @@ class CircuitBreaker:
             return True
         return False
 
-    def record(self, success: bool) -> None:
+    def record(self, success: bool | None) -> None:
+        """One attempt's verdict on the deployment; None: it says nothing either way (a
+        probe that ends so frees the slot for the next one)."""
         now = time.monotonic()
+        if success is None:
+            self._probing = False
+            return
         if self._opened_at is not None:  # the probe's answer decides
             self._probing = False
             if success:

@@ -1,10 +1,11 @@
 """The model call: one structured-output chat completion per attempt, retried by policy.
 
-`ModelClient.generate(call, parse, deadline)` sends `call` until `parse` accepts an answer
-and returns what `parse` made of it, or raises: `ContentFiltered` (not retried),
+`ModelClient.generate(call, parse, deadline, admit)` sends `call` until `parse` accepts an
+answer and returns what `parse` made of it, or raises: `ContentFiltered` (not retried),
 `ModelUnavailable` (retries spent, a non-retryable error, breaker open, budget spent),
-`DeadlineExceeded` (the request's deadline passed). It knows nothing of IELTS: the caller
-says what to send and what counts as a usable answer.
+`DeadlineExceeded` (the request's deadline passed), or whatever `admit` raised: the caller's
+own check, run before every attempt that would reach the model (a client's quota). It
+knows nothing of IELTS: the caller says what to send and what counts as a usable answer.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -46,6 +47,23 @@ from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.model")
 T = TypeVar("T")
+Admit = Callable[[], Awaitable[None]]
+# Outcomes that say nothing about the deployment's health: an answer the caller could not
+# use, a 429 (the budget and Retry-After deal with those), a refusal, a client that left.
+_NEUTRAL = frozenset({"invalid_output", "rate_limited", "content_filtered", "cancelled"})
+
+
+def breaker_verdict(outcome: str, *, full_time: bool, broken_body: bool) -> bool | None:
+    """What one attempt says about the deployment: healthy, failing, or nothing (None).
+    A timeout counts only when the attempt had its whole timeout: one cut short by the
+    request's deadline (after a budget wait, say) is not the deployment's fault."""
+    if outcome == "success":
+        return True
+    if broken_body:  # a 200 whose body is not JSON: the transport, not the prompt
+        return False
+    if outcome in ("timeout", "deadline"):
+        return False if full_time else None
+    return None if outcome in _NEUTRAL else False
 
 
 @dataclass
@@ -83,8 +101,9 @@ class ModelClient:
         await self._client.close()
 
     async def generate(self, call: ChatCall, parse: Callable[[object], T],
-                       deadline: Deadline) -> T:
-        """`parse` of the first answer it accepts (it raises InvalidOutput to retry)."""
+                       deadline: Deadline, admit: Admit | None = None) -> T:
+        """`parse` of the first answer it accepts (it raises InvalidOutput to retry);
+        `admit` runs before each attempt that would reach the model and may refuse it."""
         attempts: list[_Attempt] = []
 
         def before_sleep(retry_state: RetryCallState) -> None:
@@ -104,7 +123,7 @@ class ModelClient:
                 with attempt:
                     record = _Attempt(attempt.retry_state.attempt_number)
                     attempts.append(record)
-                    result = await self._attempt(call, parse, deadline, record)
+                    result = await self._attempt(call, parse, deadline, record, admit)
                     self._log(call, record)
                     return result
         except BaseException as exc:
@@ -131,15 +150,21 @@ class ModelClient:
         return exc
 
     async def _attempt(self, call: ChatCall, parse: Callable[[object], T], deadline: Deadline,
-                       record: _Attempt) -> T:
+                       record: _Attempt, admit: Admit | None) -> T:
         record.outcome = "skipped"  # until a call is made: nothing to log or count
-        if not self.breaker.allow():
+        if not self.breaker.ready():  # before anything is spent on a call it would refuse
             raise CircuitOpen(self.breaker.retry_after())
+        if admit is not None:
+            await admit()
         if self.budget is not None:
             await self.budget.take(call.token_estimate(), deadline)
         remaining = deadline.remaining()
         if remaining <= 0:
             raise DeadlineExceeded()
+        if not self.breaker.allow():  # another request took the half-open probe meanwhile
+            raise CircuitOpen(self.breaker.retry_after())
+        full_time = remaining >= self.policy.attempt_timeout
+        broken_body = False
         started = time.monotonic()
         error: BaseException | None = None
         try:
@@ -161,6 +186,7 @@ class ModelClient:
             return parse(payload_of(completion))
         except json.JSONDecodeError:
             # The SDK raises this bare when a 200 carries a truncated or broken body.
+            broken_body = True
             error = InvalidOutput("response body is not JSON")
             raise error from None
         except TimeoutError:
@@ -177,13 +203,13 @@ class ModelClient:
             raise
         finally:
             record.outcome = outcome_of(error)
-            if record.outcome not in ("content_filtered", "cancelled"):
-                self._record_health(record.outcome == "success")
+            self._record_health(breaker_verdict(record.outcome, full_time=full_time,
+                                                broken_body=broken_body))
             record.latency_ms = round((time.monotonic() - started) * 1000, 1)
             record.status_code = getattr(error, "status_code", None)
             self._count(call.part, record)
 
-    def _record_health(self, success: bool) -> None:
+    def _record_health(self, success: bool | None) -> None:
         before = self.breaker.state
         self.breaker.record(success)
         if (after := self.breaker.state) != before:

@@ -61,6 +61,10 @@ class Metrics:
         self.budget_remaining = Gauge("ielts_ai_budget_remaining",
                                       "Model budget left in the shared buckets, as last seen.",
                                       ["kind"], registry=r, multiprocess_mode="mostrecent")
+        self.generations_refused = Counter(
+            "ielts_generations_refused",
+            "Model calls refused before they were made: a client's quota or the deployment's "
+            "daily ceiling.", ["reason"], registry=r)
         self.inflight = Gauge("ielts_inflight_requests", "HTTP requests being answered now.",
                               registry=r, multiprocess_mode="livesum")
         self.overhead = Histogram("ielts_overhead_seconds",

@@ -189,21 +189,24 @@ class Bank:
                                               for questions in area.part3_for(item_id(2, card))]
         return found
 
-    def items_for(self, topic: str, part: int) -> tuple[str, list[Item]] | None:
-        """The topic honoured and the items on it, or None when the bank has none."""
+    def items_for(self, topic: str, part: int,
+                  card: Item | None = None) -> tuple[str, list[Item]] | None:
+        """The topic honoured and the items on it, or None when the bank has none; a Part 3
+        after one of the bank's cards (`card`) gets the sets written for that card."""
         area = self.match(topic)
         if area is not None:
-            return area.name, area.items[part]
+            return area.name, self.written_for(card) or area.items[part]
         found = self.on_subject(topic, part)
-        return (normalise_topic(topic), found) if found else None
+        return (normalise_topic(topic), self.written_for(card) or found) if found else None
 
-    def choose(self, topic: str | None, part: int) -> tuple[str, list[Item]]:
+    def choose(self, topic: str | None, part: int,
+               card: Item | None = None) -> tuple[str, list[Item]]:
         """Bank mode: `items_for` the topic, or TopicUnavailable naming the closest catalogue
         topics; without a topic, a drawn area's."""
         if topic is None:
             area = self.random_topic()
             return area.name, area.items[part]
-        found = self.items_for(topic, part)
+        found = self.items_for(topic, part, card)
         if found is None:
             raise TopicUnavailable(self.suggestions(topic))
         return found
@@ -264,9 +267,9 @@ class Bank:
     def random_topic(self, rng: random.Random | None = None) -> BankTopic:
         return (rng or random).choice(self.topics)
 
-    def written_for(self, card: Item) -> list[Item]:
-        """The Part 3 sets written for `card`; none when the card is not one of the bank's."""
-        return self._written_for.get(item_id(2, card), [])
+    def written_for(self, card: Item | None) -> list[Item]:
+        """The Part 3 sets written for `card`; none when it is not one of the bank's cards."""
+        return self._written_for.get(item_id(2, card), []) if card else []
 
 
 @functools.lru_cache(maxsize=8192)

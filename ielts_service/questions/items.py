@@ -1,4 +1,5 @@
-"""Question items: the model's output schema per part, ids, and the shape sent to clients."""
+"""Question items: the model's output schema per part, ids, the shape sent to clients, and
+when two items are the same one (`fingerprint`, `near_duplicate`, `duplicate_of`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 Item = dict[str, Any]
@@ -32,6 +34,17 @@ _CUE_CARD = {
     "required": list(CARD_FIELDS),
     "additionalProperties": False,
 }
+
+
+class Problem(str):
+    """A rule an item breaks: readable text plus a stable `code` for metrics."""
+
+    code: str
+
+    def __new__(cls, code: str, message: str) -> Problem:
+        problem = super().__new__(cls, message)
+        problem.code = code
+        return problem
 
 
 def output_schema(part: int) -> dict[str, Any]:
@@ -132,7 +145,8 @@ def _content(text: str) -> frozenset[str]:
 
 
 def _overlap(a: frozenset[str], b: frozenset[str]) -> float:
-    return len(a & b) / len(a | b) if a | b else 1.0
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared) if a or b else 1.0
 
 
 @functools.lru_cache(maxsize=4096)
@@ -157,3 +171,30 @@ def near_duplicate(part: int, a: Item, b: Item) -> bool:
     theirs = [_content(q) for q in b["questions"]]
     shared = sum(any(_overlap(q, t) >= 0.75 for t in theirs) for q in ours)
     return 2 * shared >= min(len(ours), len(theirs))
+
+
+def duplicate_of(part: int, item: Item, others: list[Item]) -> Problem | None:
+    """Why `item` repeats one of `others` (same text, or nearly: see `near_duplicate`)."""
+    key = fingerprint(part, item)
+    for other in others:
+        if fingerprint(part, other) == key:
+            return Problem("duplicate", "duplicate item")
+        if near_duplicate(part, item, other):
+            return Problem("near_duplicate", f"nearly the same as an item already held: "
+                                             f"{summary(part, other):.60}")
+    return None
+
+
+def unlike(part: int, items: list[Item], held: list[Item],
+           on_dropped: Callable[[int, list[Problem]], None]) -> list[Item]:
+    """The items that do not (nearly) repeat one already `held`; `on_dropped` hears why the
+    others went."""
+    kept: list[Item] = []
+    dropped: list[Problem] = []
+    for item in items:
+        if reason := duplicate_of(part, item, held):
+            dropped.append(reason)
+        else:
+            kept.append(item)
+    on_dropped(part, dropped)
+    return kept

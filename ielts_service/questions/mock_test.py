@@ -10,6 +10,7 @@ from typing import Any
 from ielts_service.deadline import Deadline
 from ielts_service.questions.service import QuestionService
 from ielts_service.questions.topics import reject_avoided
+from ielts_service.state.quota import OPERATOR, Payer
 
 # Part 1 always opens with work or study, or home and hometown.
 OPENING_TOPICS = ("work or study", "hometown", "home and accommodation")
@@ -25,7 +26,8 @@ def part1_topics(service: QuestionService, avoid: str, rng: random.Random) -> li
 
 
 async def mock_test(
-    service: QuestionService, topic: str | None, session_id: str | None, deadline: Deadline
+    service: QuestionService, topic: str | None, session_id: str | None, deadline: Deadline,
+    payer: Payer = OPERATOR,
 ) -> dict[str, Any]:
     """The `data` of a /v1/mock-test answer. Each part falls back on its own."""
     reject_avoided(topic)
@@ -38,12 +40,13 @@ async def mock_test(
     # The card's nearest area, not its words: "a memorable trip" keeps travel out of Part 1.
     area = service.bank.closest(card_topic)
     openers = part1_topics(service, area.name if area else card_topic, rng)
-    part2_task = asyncio.create_task(service.question(card_topic, 2, session_id, deadline))
-    part1 = await asyncio.gather(*(service.question(t, 1, session_id, deadline) for t in openers))
+    part2_task = asyncio.create_task(service.question(card_topic, 2, session_id, deadline, payer))
+    part1 = await asyncio.gather(*(service.question(t, 1, session_id, deadline, payer)
+                                 for t in openers))
     part2 = await part2_task
     # Part 3 is written for the card just served (the bank: the sets written for it), on
     # the card's (normalised) topic.
-    part3 = await service.question(part2["topic"], 3, session_id, deadline,
+    part3 = await service.question(part2["topic"], 3, session_id, deadline, payer,
                                    card=part2["cue_card"])
     part3["linked_to"] = part2["id"]
     ids = [p["id"] for p in (*part1, part2, part3)]

@@ -1,14 +1,12 @@
 """`QuestionService`: one item for a topic and part, from a pool, the model or the bank.
 
-Order: the pool for (model, prompt version, part, topic) if one is cached; else one model
-call whose valid items become the pool; if the model cannot be reached, the bank's items
-on the same topic (`degraded`), and only when there are none, `NoQuestion`. A session that
-has seen a whole pool gets it widened, not a repeat; widening and refill calls are shown
-the pool, and drop near-repeats of it. The topic is never swapped for another: text that
-names a catalogue area shares the area's pools; any other text keeps its own, and the model
-is asked about it (see `bank.pool_topic`). With no model, a topic the bank has nothing on
-is `TopicUnavailable`. A mock test's Part 3 is written for its card (a pool of its own;
-from the bank, the sets written for that card).
+Order: the pool for (model, prompt version, part, topic) if one is cached (its items
+checked again: a store holds data); else one model call whose valid items become the
+pool; if the model cannot be reached, the bank's items on the same topic (`degraded`), and
+only when there are none, `NoQuestion`. A session that has seen a whole pool gets it
+widened (the call sees the pool; near-repeats are dropped). A mock test's Part 3 is written
+for its card. Every model attempt a request causes is charged to its `Payer`: past its
+quota the bank answers, else `QuotaExhausted`; a GET gets pools or the bank only.
 """
 
 from __future__ import annotations
@@ -20,32 +18,24 @@ from typing import Any
 
 import structlog
 
-from ielts_service.config import Settings
 from ielts_service.deadline import Deadline, DeadlineExceeded
 from ielts_service.llm.client import ModelClient
 from ielts_service.llm.errors import ContentFiltered, ModelUnavailable
 from ielts_service.observability.metrics import Metrics
 from ielts_service.observability.timing import waiting
 from ielts_service.questions.bank import Bank, pool_topic
-from ielts_service.questions.items import Item, fingerprint, item_id, summary, to_data
+from ielts_service.questions.items import Item, fingerprint, item_id, to_data
 from ielts_service.questions.prompts import PromptSet, PromptStore
 from ielts_service.questions.readiness import check_dependencies
 from ielts_service.questions.topics import reject_avoided
-from ielts_service.questions.validators import Batch, Problem, parse_answer, unlike
+from ielts_service.questions.validators import Problem, accept_items, parse_answer, unlike
 from ielts_service.state.background import BackgroundTasks
 from ielts_service.state.flight import SingleFlight
 from ielts_service.state.pools import LocalPools, Pool, PoolStore, StoreError, pool_key
+from ielts_service.state.quota import OPERATOR, Allowance, Payer, QuotaExhausted
 
 log = structlog.get_logger("ielts_service.questions")
 DEFAULT_RETRY_AFTER = 10
-
-
-class NoQuestion(Exception):
-    """Nothing to serve on this topic: the model is unreachable and the bank has no area."""
-
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"no question; retry after {retry_after} s")
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -56,12 +46,19 @@ class PoolSettings:
     max_items: int  # widening stops here; past it a session sees repeats
     refill_timeout: float  # a background refill's own deadline
     local_ttl: float  # how long a worker serves a hot pool without asking Redis
+    session_ttl: int  # how long a session's seen items are remembered
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PoolSettings:
-        return cls(settings.pool_size, settings.pool_ttl_seconds, settings.pool_soft_ttl_seconds,
-                   settings.pool_max_items, settings.refill_timeout_seconds,
-                   settings.local_pool_ttl_seconds if settings.redis_url else 0.0)
+
+class NoQuestion(Exception):
+    """Nothing to serve: the model is unreachable and the bank has no area for the topic."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"no question; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class NotCached(Exception):
+    """A request that may not call the model found no pool, and the bank has no area."""
 
 
 class QuestionService:
@@ -69,83 +66,87 @@ class QuestionService:
 
     def __init__(self, *, store: PoolStore, bank: Bank, prompts: PromptStore,
                  model: ModelClient | None, pools: PoolSettings, metrics: Metrics,
-                 flight: SingleFlight, background: BackgroundTasks) -> None:
+                 flight: SingleFlight, background: BackgroundTasks,
+                 quota: Allowance | None = None) -> None:
         self.store, self.bank, self.prompts, self.model = store, bank, prompts, model
-        self.pools, self.metrics = pools, metrics
+        self.pools, self.metrics, self.quota = pools, metrics, quota
         self.flight, self.background = flight, background
         self.local = LocalPools(pools.local_ttl)
 
     async def question(
         self, topic: str | None, part: int, session_id: str | None, deadline: Deadline,
-        card: Item | None = None,
+        payer: Payer = OPERATOR, card: Item | None = None,
     ) -> dict[str, Any]:
-        """The `data` of a /generate-question answer; for Part 3, written for `card` (the
-        Part 2 card just served) when one is given."""
+        """The `data` of a /generate-question answer; a Part 3 is written for `card`, if any."""
         reject_avoided(topic)
         card = card if part == 3 else None
         if self.model is None:
-            return await self._serve_bank(*self.bank.choose(topic, part), part, session_id,
-                                          degraded=False, card=card)
+            return await self._serve_bank(*self.bank.choose(topic, part, card), part, session_id,
+                                          degraded=False)
         norm = pool_topic(self.bank, topic) if topic else self.bank.random_topic().name
-        prompt = self.prompts.current[part]
-        pool_name = norm
-        if card is not None:  # the card's own pool, and the card in the prompt
-            prompt, pool_name = prompt.for_card(card["title"]), f"{norm}\ncard:{item_id(2, card)}"
-        key = pool_key(part, pool_name, prompt.version, self.model.model)
-        pool = await self._cached(key)
+        prompt = self.prompts.current[part].for_card(card)  # the card's own pool and prompt
+        key = pool_key(part, prompt.pool_name(norm), prompt.version, self.model.model)
+        pool = await self._cached(key, part)
         if pool is None:
-            return await self._cold(key, norm, prompt, session_id, deadline, card)
-        if pool.stale:
-            self.background.spawn(key, "refill", lambda: self._refill(key, norm, prompt))
+            if not payer.fresh:
+                return await self._fallback(norm, part, session_id, NotCached(norm), card)
+            return await self._cold(key, norm, prompt, session_id, deadline, payer, card)
+        if pool.stale and payer.fresh:
+            self.background.spawn(key, "refill", lambda: self._refill(key, norm, prompt, payer))
         with waiting("cache"):
             seen = await self.store.seen(session_id, key) if session_id else set()
         unseen = [item for item in pool.items if item_id(part, item) not in seen]
-        if unseen or session_id is None or len(pool.items) >= self.pools.max_items:
-            if session_id is not None and len(unseen) <= 2:  # refill ahead of need
-                self.background.spawn(key, "widen", lambda: self._widen(key, norm, prompt))
+        if (unseen or session_id is None or len(pool.items) >= self.pools.max_items
+                or not payer.fresh):
+            if payer.fresh and session_id is not None and len(unseen) <= 2:  # ahead of need
+                self.background.spawn(key, "widen",
+                                      lambda: self._widen(key, norm, prompt, payer))
             return await self._serve(key, norm, prompt, unseen or pool.items, session_id, "cache")
         # This session has seen the whole pool: widen it now rather than repeat.
         try:
             with waiting("model"):
-                fresh = await self._widen(key, norm, prompt, deadline)
-        except (ContentFiltered, ModelUnavailable, DeadlineExceeded):
+                fresh = await self._widen(key, norm, prompt, payer, deadline)
+        except (ContentFiltered, ModelUnavailable, DeadlineExceeded, QuotaExhausted):
             fresh = []
         source = "ai" if fresh else "cache"
         return await self._serve(key, norm, prompt, fresh or pool.items, session_id, source)
 
     async def _cold(
         self, key: str, topic: str, prompt: PromptSet, session_id: str | None, deadline: Deadline,
-        card: Item | None,
+        payer: Payer, card: Item | None,
     ) -> dict[str, Any]:
-        """A miss: one model call for everyone missing this pool (single-flight)."""
+        """A miss: one model call for everyone missing this pool (single-flight). A client
+        past its quota is answered without joining (or starting) the call."""
 
         async def landed() -> list[Item] | None:
-            pool = await self._cached(key, count=False)
+            pool = await self._cached(key, prompt.part, count=False)
             return pool.items if pool else None
 
         async def produce() -> list[Item]:
-            return await self._generate(key, topic, prompt, Deadline(deadline.at), [])
+            return await self._generate(key, topic, prompt, Deadline(deadline.at), [], payer)
 
         try:
+            if (check := payer.admission(self.quota, spend=False)) is not None:
+                await check()
             with waiting("model"):  # also when another request's call is the one we wait on
                 items, produced = await self.flight.run(key, landed, produce, deadline)
-        except (ModelUnavailable, DeadlineExceeded) as exc:
+        except (ModelUnavailable, DeadlineExceeded, QuotaExhausted) as exc:
             return await self._fallback(topic, prompt.part, session_id, exc, card)
         return await self._serve(key, topic, prompt, items, session_id,
                                  "ai" if produced else "cache")
 
-    async def _refill(self, key: str, topic: str, prompt: PromptSet,
+    async def _refill(self, key: str, topic: str, prompt: PromptSet, payer: Payer,
                       deadline: Deadline | None = None) -> None:
         """Replace a missing or stale pool; one refill at a time across every instance."""
 
         async def fresh() -> list[Item] | None:
-            pool = await self._cached(key, count=False)
+            pool = await self._cached(key, prompt.part, count=False)
             return pool.items if pool and not pool.stale else None
 
         async def produce() -> list[Item]:
-            stale = await self._cached(key, count=False)  # shown to the model: write others
+            stale = await self._cached(key, prompt.part, count=False)  # shown: write others
             return await self._generate(key, topic, prompt, deadline or self._refill_deadline(),
-                                        stale.items if stale else [], replace=True)
+                                        stale.items if stale else [], payer, replace=True)
 
         await self.flight.run(key, fresh, produce, deadline or self._refill_deadline())
 
@@ -156,40 +157,38 @@ class QuestionService:
         norm = pool_topic(self.bank, topic)
         prompt = self.prompts.current[part]
         key = pool_key(part, norm, prompt.version, self.model.model)
-        pool = await self._cached(key, count=False)
+        pool = await self._cached(key, part, count=False)
         if pool is not None and not pool.stale:
             return "cached"
         try:
-            await self._refill(key, norm, prompt, deadline)
+            await self._refill(key, norm, prompt, OPERATOR, deadline)
         except (ContentFiltered, ModelUnavailable, DeadlineExceeded):
             return "failed"
         return "filled"
 
-    async def _widen(self, key: str, topic: str, prompt: PromptSet,
+    async def _widen(self, key: str, topic: str, prompt: PromptSet, payer: Payer,
                      deadline: Deadline | None = None) -> list[Item]:
         """Add a call's new items to the pool (up to `max_items`); return the new ones."""
-        pool = await self._cached(key, count=False)
+        pool = await self._cached(key, prompt.part, count=False)
         if pool is None or len(pool.items) >= self.pools.max_items:
             return []
         return await self._generate(key, topic, prompt, deadline or self._refill_deadline(),
-                                    pool.items)
+                                    pool.items, payer)
 
     def _refill_deadline(self) -> Deadline:
         return Deadline.after(self.pools.refill_timeout)
 
     async def _generate(
         self, key: str, topic: str, prompt: PromptSet, deadline: Deadline, pool: list[Item],
-        *, replace: bool = False,
+        payer: Payer, *, replace: bool = False,
     ) -> list[Item]:
         """One model call, shown `pool`; its new items join (or replace) it and are returned."""
         assert self.model is not None
-        call = prompt.call(topic, prompt.items or self.pools.size,
-                           [summary(prompt.part, item) for item in pool])
-        batch: Batch = await self.model.generate(
-            call, lambda payload: parse_answer(prompt.part, payload, self._rejected), deadline)
-        new, repeats = unlike(prompt.part, batch.items, pool)  # near-duplicates of the pool
-        self._rejected(prompt.part, repeats)
-        fresh = await self._claim(prompt, new)
+        call = prompt.call(topic, prompt.items or self.pools.size, pool)
+        batch = await self.model.generate(
+            call, lambda payload: parse_answer(prompt.part, payload, self._rejected), deadline,
+            payer.admission(self.quota))
+        fresh = await self._claim(prompt, unlike(prompt.part, batch.items, pool, self._rejected))
         if not fresh and not pool:
             fresh = batch.items  # all seen elsewhere: still better than nothing
         items = (fresh or pool) if replace else pool + fresh
@@ -221,22 +220,20 @@ class QuestionService:
         if session_id is not None:
             with waiting("cache"):
                 await self.store.mark_seen(session_id, key, item_id(prompt.part, item),
-                                           self.pools.ttl_seconds)
+                                           self.pools.session_ttl)
         return to_data(prompt.part, topic, item, source=source, degraded=False,
                        prompt_version=prompt.version)
 
     async def _serve_bank(
         self, topic: str, items: list[Item], part: int, session_id: str | None, *,
-        degraded: bool, card: Item | None = None,
+        degraded: bool,
     ) -> dict[str, Any]:
         key = f"bank:{self.bank.version}:p{part}:{topic}"
         seen = await self.store.seen(session_id, key) if session_id else set()
-        if card is not None:  # a Part 3 after one of the bank's cards: the sets written for it
-            items = self.bank.written_for(card) or items
         item = random.choice([i for i in items if item_id(part, i) not in seen] or items)
         if session_id is not None:
             await self.store.mark_seen(session_id, key, item_id(part, item),
-                                       self.pools.ttl_seconds)
+                                       self.pools.session_ttl)
         return to_data(part, topic, item, source="bank", degraded=degraded,
                        prompt_version=self.bank.version)
 
@@ -244,18 +241,21 @@ class QuestionService:
         self, topic: str, part: int, session_id: str | None, exc: Exception,
         card: Item | None = None,
     ) -> dict[str, Any]:
-        found = self.bank.items_for(topic, part)
-        log.warning("ai_fallback", reason=str(exc) or type(exc).__name__,
-                    served="bank" if found else "nothing")
+        found = self.bank.items_for(topic, part, card)
+        if not isinstance(exc, NotCached):  # a GET's answer from the bank is by design
+            log.warning("ai_fallback", reason=str(exc) or type(exc).__name__,
+                        served="bank" if found else "nothing")
         if found is not None:
-            return await self._serve_bank(*found, part, session_id, degraded=True, card=card)
-        if isinstance(exc, DeadlineExceeded):
+            return await self._serve_bank(*found, part, session_id,
+                                          degraded=not isinstance(exc, NotCached))
+        if isinstance(exc, DeadlineExceeded | QuotaExhausted | NotCached):
             raise exc
         raise NoQuestion(getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER)
 
-    async def _cached(self, key: str, *, count: bool = True) -> Pool | None:
-        """The pool under `key`. Counted lookups (a student's request) may be answered by
-        this worker's local copy; uncounted ones (single-flight, refills) ask the store."""
+    async def _cached(self, key: str, part: int, *, count: bool = True) -> Pool | None:
+        """The pool under `key`, its items checked again. Counted lookups (a student's
+        request) may be answered by this worker's local copy; uncounted ones
+        (single-flight, refills) ask the store."""
         if count and (pool := self.local.get(key)) is not None:
             self.metrics.cache_requests.labels("stale" if pool.stale else "hit").inc()
             return pool
@@ -265,7 +265,11 @@ class QuestionService:
         except StoreError:
             self.metrics.cache_requests.labels("error").inc()
             return None
-        pool = pool if pool and pool.items else None
+        if pool is not None and (self.store.backend != "memory" or not pool.items):
+            # What another process wrote is data, not items: a bad item costs a call, not a 500.
+            items, rejected = accept_items(part, pool.items, dedupe=False)
+            self._rejected(part, rejected)
+            pool = Pool(items, pool.fresh_until) if items else None
         if pool is not None:
             self.local.put(key, pool)
         if count:

@@ -9,6 +9,8 @@ question line is one question, Part 1 asks about the candidate and Part 3 about 
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,11 +22,15 @@ from ielts_service.questions.items import (
     CARD_FIELDS,
     CARD_TYPES,
     Item,
+    Problem,
+    duplicate_of,
     fingerprint,
-    near_duplicate,
-    summary,
     tidy,
+    unlike,
 )
+
+__all__ = ["Batch", "Problem", "accept_items", "check_item", "fingerprint", "parse_answer",
+           "tidy", "unlike"]
 
 QUESTION_COUNTS = {1: (4, 5), 3: (4, 6)}  # questions per set, by part
 QUESTION_WORDS = {1: 15, 3: 22}  # words per question: about the real test's longest
@@ -52,17 +58,6 @@ _LINK = re.compile(r"https?:|www\.|\b[\w-]+\.(?:com|org|net|io|co|uk|edu|gov|inf
                    r"|[\w.+-]+@[\w-]+\.\w", re.IGNORECASE)
 _MARKUP = re.compile(r"<[^>]*>|&#?\w+;|[{}`|\\]|\*\*|__|\]\(|^\s*(?:[-*#>]|\d+[.)])\s")
 _SECOND_SENTENCE = re.compile(r"[.!]\s+[A-Z]")  # "I like films. Do you?"
-
-
-class Problem(str):
-    """A rule an item breaks: readable text plus a stable `code` for metrics."""
-
-    code: str
-
-    def __new__(cls, code: str, message: str) -> Problem:
-        problem = super().__new__(cls, message)
-        problem.code = code
-        return problem
 
 
 def _words(text: str) -> list[str]:
@@ -220,45 +215,31 @@ def check_item(part: int, item: object) -> list[Problem]:
     return _check_cue_card(item) if part == 2 else _check_questions(part, item)
 
 
-def duplicate_of(part: int, item: Item, others: list[Item]) -> Problem | None:
-    """Why `item` repeats one of `others` (same text, or nearly: see `near_duplicate`)."""
-    key = fingerprint(part, item)
-    for other in others:
-        if fingerprint(part, other) == key:
-            return Problem("duplicate", "duplicate item")
-        if near_duplicate(part, item, other):
-            return Problem("near_duplicate", f"nearly the same as an item already held: "
-                                             f"{summary(part, other):.60}")
-    return None
+@functools.lru_cache(maxsize=2048)
+def _checked(part: int, canonical: str) -> tuple[Problem, ...]:
+    """`check_item` of an item as JSON: a pool read back again and again costs a lookup."""
+    return tuple(check_item(part, json.loads(canonical)))
 
 
-def unlike(part: int, items: list[Item], held: list[Item]) -> tuple[list[Item], list[Problem]]:
-    """The items that do not (nearly) repeat one already `held`, and why the others went."""
-    kept: list[Item] = []
-    dropped: list[Problem] = []
-    for item in items:
-        if reason := duplicate_of(part, item, held):
-            dropped.append(reason)
-        else:
-            kept.append(item)
-    return kept, dropped
-
-
-def accept_items(part: int, raw: object) -> tuple[list[Item], list[Problem]]:
-    """Valid, tidied items of `raw` with near-duplicates dropped, and the reasons the others
-    were dropped. A dropped item's reason is its first problem (all of them, joined, in the
-    text)."""
+def accept_items(part: int, raw: object, *,
+                 dedupe: bool = True) -> tuple[list[Item], list[Problem]]:
+    """Valid, tidied items of `raw` with near-duplicates dropped (unless `dedupe` is off, for
+    items that were de-duplicated when stored), and the reasons the others were dropped. A
+    dropped item's reason is its first problem (all of them, joined, in the text)."""
     if not isinstance(raw, list):
         return [], [Problem("fields", "items must be a list")]
     accepted: list[Item] = []
     reasons: list[Problem] = []
     for candidate in raw:
-        problems = check_item(part, candidate)
+        try:
+            problems = _checked(part, json.dumps(candidate, sort_keys=True, ensure_ascii=False))
+        except (TypeError, ValueError):  # not JSON: a Python caller's object
+            problems = tuple(check_item(part, candidate))
         if problems:
             reasons.append(Problem(problems[0].code, "; ".join(problems)))
             continue
         item = tidy(part, candidate)
-        if reason := duplicate_of(part, item, accepted):
+        if dedupe and (reason := duplicate_of(part, item, accepted)):
             reasons.append(reason)
             continue
         accepted.append(item)

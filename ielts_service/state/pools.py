@@ -5,6 +5,11 @@ process when `REDIS_URL` is unset. The stores absorb their own failures: a write
 fails is logged and dropped, a failed `seen` is empty, a failed `claim` claims everything.
 Only `get` (a miss the caller counts as `error`), `purge` and `ping` raise `StoreError`,
 so a cache outage costs model calls, never a failed question.
+
+Everything is bounded: every key expires; a session's seen items expire `ttl` seconds after
+its first visit to a pool, however often it comes back; the fingerprints of a prompt scope
+keep only the newest `PRINTS_MAX`. What a store hands back is data, not trusted items:
+the questions room validates pools again before serving them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ __all__ = ["LocalPools", "MemoryPoolStore", "Pool", "PoolStore", "RedisPoolStore
 from ielts_service.state.ttl import TtlCache
 
 KEY_PREFIX = "ielts:v1"
+PRINTS_MAX = 20_000  # fingerprints kept per model and prompt version (~2 MB)
 Item = dict[str, Any]  # a pool holds JSON objects; what they mean is the questions room's
 
 
@@ -58,7 +64,27 @@ def pool_key(part: int, topic: str, prompt_version: str, model: str) -> str:
 
 
 def _prints_key(scope: str) -> str:
-    return f"{KEY_PREFIX}:prints:{hashlib.sha256(scope.encode()).hexdigest()[:20]}"
+    # A sorted set by claim time (it was a plain set, which nothing bounded: a new name).
+    return f"{KEY_PREFIX}:fp:{hashlib.sha256(scope.encode()).hexdigest()[:20]}"
+
+
+# KEYS[1]: a session's seen set. ARGV: item id, TTL (s). The TTL is set once, on creation.
+_MARK_SEEN = """
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+"""
+# KEYS[1]: a scope's fingerprints. ARGV: now, most kept, TTL (s), the fingerprints.
+# Returns the fingerprints that were new; the oldest beyond the most kept are dropped.
+_CLAIM = """
+local new = {}
+for i = 4, #ARGV do
+  if redis.call('ZADD', KEYS[1], 'NX', ARGV[1], ARGV[i]) == 1 then new[#new + 1] = ARGV[i] end
+end
+local over = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2])
+if over > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1) end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return new
+"""
 
 
 def _seen_key(session_id: str, key: str) -> str:
@@ -116,40 +142,28 @@ class RedisPoolStore:
 
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None:
         name = _seen_key(session_id, key)
-
-        async def add(r: Redis) -> None:
-            pipe = r.pipeline(transaction=True)
-            pipe.sadd(name, item_id)
-            pipe.expire(name, ttl)
-            await pipe.execute()
-
         with contextlib.suppress(StoreError):  # logged; a repeat is possible later
-            await self._redis.run(add, event="cache_error", op="mark_seen")
+            await self._redis.run(lambda r: r.eval(_MARK_SEEN, 1, name, item_id, ttl),
+                                  event="cache_error", op="mark_seen")
 
     async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]:
         """The fingerprints no pool of `scope` held yet (now recorded), atomically each;
         all of them when Redis fails (a duplicate beats an empty pool)."""
         name = _prints_key(scope)
-
-        async def add(r: Redis) -> list[int]:
-            pipe = r.pipeline(transaction=True)
-            for p in prints:
-                pipe.sadd(name, p)
-            pipe.expire(name, ttl)
-            return list(await pipe.execute())
-
         try:
-            added = await self._redis.run(add, event="cache_error", op="claim")
+            new = await self._redis.run(
+                lambda r: r.eval(_CLAIM, 1, name, time.time(), PRINTS_MAX, ttl, *prints),
+                event="cache_error", op="claim")
         except StoreError:
             return set(prints)
-        return {p for p, new in zip(prints, added, strict=False) if new}
+        return {_text(p) for p in new}
 
     async def purge(self) -> int:
         async def unlink_all(r: Redis) -> int:
             purged = 0
             async for key in r.scan_iter(match=f"{KEY_PREFIX}:pool:*", count=500):
                 purged += await r.unlink(key)
-            async for key in r.scan_iter(match=f"{KEY_PREFIX}:prints:*", count=500):
+            async for key in r.scan_iter(match=f"{KEY_PREFIX}:fp:*", count=500):
                 await r.unlink(key)
             return purged
 
@@ -197,54 +211,61 @@ class LocalPools:
 
 
 class MemoryPoolStore:
-    """The same behaviour in one process, bounded so it cannot grow without limit."""
+    """The same behaviour in one process, bounded so it cannot grow without limit: pools,
+    sessions and fingerprints in caches of their own, so a flood of new session ids can
+    push out other sessions, never a pool."""
 
     backend = "memory"
 
-    def __init__(self, max_entries: int = 10_000) -> None:
-        self._cache: TtlCache[object] = TtlCache(max_entries)
+    def __init__(self, max_pools: int = 2_000, max_sessions: int = 50_000) -> None:
+        self._pools: TtlCache[Pool] = TtlCache(max_pools)
+        self._seen: TtlCache[tuple[float, set[str]]] = TtlCache(max_sessions)
+        self._prints: TtlCache[dict[str, None]] = TtlCache(64)  # one per model and prompt
+        self._once: TtlCache[bool] = TtlCache(64)
 
     def __repr__(self) -> str:
-        return f"MemoryPoolStore(entries={len(self._cache)})"
+        return f"MemoryPoolStore(pools={len(self._pools)}, sessions={len(self._seen)})"
 
     async def get(self, key: str) -> Pool | None:
-        value = self._cache.get(key)
-        return value if isinstance(value, Pool) else None
+        return self._pools.get(key)
 
     async def put(self, key: str, pool: Pool, ttl: int) -> None:
-        self._cache.put(key, pool, ttl)
+        self._pools.put(key, pool, ttl)
 
     async def seen(self, session_id: str, key: str) -> set[str]:
-        value = self._cache.get(_seen_key(session_id, key))
-        return set(value) if isinstance(value, set) else set()
+        entry = self._seen.get(_seen_key(session_id, key))
+        return set(entry[1]) if entry else set()
 
     async def mark_seen(self, session_id: str, key: str, item_id: str, ttl: int) -> None:
-        seen = await self.seen(session_id, key)
-        self._cache.put(_seen_key(session_id, key), seen | {item_id}, ttl)
+        name, now = _seen_key(session_id, key), time.monotonic()
+        until, seen = self._seen.get(name) or (now + ttl, set())
+        self._seen.put(name, (until, seen | {item_id}), until - now)  # the first visit's TTL
 
     async def claim(self, scope: str, prints: list[str], ttl: int) -> set[str]:
-        held = self._cache.get(_prints_key(scope))
-        held = set(held) if isinstance(held, set) else set()
+        held = self._prints.get(_prints_key(scope)) or {}
         new = {p for p in prints if p not in held}
-        self._cache.put(_prints_key(scope), held | new, ttl)
+        held.update(dict.fromkeys(p for p in prints if p in new))
+        for oldest in list(held)[:max(0, len(held) - PRINTS_MAX)]:
+            del held[oldest]
+        self._prints.put(_prints_key(scope), held, ttl)
         return new
 
     async def purge(self) -> int:
-        pools = [k for k in self._cache.keys() if k.startswith(f"{KEY_PREFIX}:pool:")]
-        for key in [*pools, *(k for k in self._cache.keys()
-                              if k.startswith(f"{KEY_PREFIX}:prints:"))]:
-            self._cache.pop(key)
-        return len(pools)
+        purged = len(self._pools)
+        self._pools.clear()
+        self._prints.clear()
+        return purged
 
     async def once(self, name: str, ttl: int) -> bool:
         key = f"{KEY_PREFIX}:once:{name}"
-        if self._cache.get(key) is not None:
+        if self._once.get(key) is not None:
             return False
-        self._cache.put(key, True, ttl)
+        self._once.put(key, True, ttl)
         return True
 
     async def ping(self) -> None:
         return None
 
     async def close(self) -> None:
-        self._cache.clear()
+        for cache in (self._pools, self._seen, self._prints, self._once):
+            cache.clear()

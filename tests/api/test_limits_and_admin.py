@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import azure_env
 
-TOKEN = "admin-token-for-tests-8c2e"
+TOKEN = "admin-token-for-tests-8c2e-0123456"
 
 
 async def test_rate_limit_is_a_429_envelope_with_one_retry_after(make_client, make_settings):

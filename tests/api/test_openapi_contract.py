@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import azure_env
 
 pytestmark = pytest.mark.e2e
-ADMIN_TOKEN = "contract-admin-token-7b2e"
+ADMIN_TOKEN = "contract-admin-token-7b2e-01234567"
 EXAMPLES = "25"  # per operation and phase: enough to find drift, bounded for `make test`
 
 

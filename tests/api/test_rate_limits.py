@@ -1,4 +1,5 @@
-"""Rate limits: who a request counts against, one limit shared through Redis, an outage."""
+"""Rate limits: who a request counts against (one limit across routes, IPv6 by /64), one
+limit shared through Redis, an outage."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from ielts_service.guards.limits import client_address
+from ielts_service.guards.clients import client_address
 from tests.support.waiting import eventually
 from tests.support.worker_metrics import per_worker, spread
 
@@ -39,6 +40,11 @@ async def limit_keys(url: str) -> dict[str, int]:
         await client.aclose()
 
 
+def client_of(key: str) -> str:
+    """The client a limit key counts: what its `{c:...}` hash tag holds."""
+    return key.split("{c:", 1)[1].split("}", 1)[0]
+
+
 @pytest.fixture
 def limited(make_client, make_settings, redis):
     """An app on the test Redis with `per_minute` per client (more settings as keywords)."""
@@ -55,7 +61,7 @@ async def test_spoofed_forwarded_for_from_an_untrusted_client_is_ignored(limited
     codes = [(await hit(client, forwarded=f"198.51.100.{n}")).status_code for n in range(4)]
     assert codes == [200, 200, 429, 429]
     keys = await limit_keys(redis.url)
-    assert len(keys) == 1 and next(iter(keys)).endswith("-203.0.113.7")
+    assert len(keys) == 1 and "{c:203.0.113.7}" in next(iter(keys))
 
 
 async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(limited, redis):
@@ -65,7 +71,7 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(li
     # The client cannot prepend its way out: the walk stops at the first untrusted hop.
     chained = await statuses(client, 1, peer=PROXY, forwarded="192.0.2.9, 198.51.100.1, 10.0.0.3")
     assert first == [200, 429] and second == [200] and chained == [429]
-    assert sorted(k.rsplit("-", 1)[1] for k in await limit_keys(redis.url)) == [
+    assert sorted(client_of(k) for k in await limit_keys(redis.url)) == [
         "198.51.100.1", "198.51.100.2"]
 
 
@@ -77,7 +83,9 @@ async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(li
     (("10.0.0.2", 1), ["1.1.1.1, junk, 10.0.0.9"], "10.0.0.9"),      # malformed: last good
     (("10.0.0.2", 1), ["10.0.0.7, 10.0.0.9"], "10.0.0.7"),           # all trusted: leftmost
     (("10.0.0.2", 1), ["2.2.2.2:4711"], "2.2.2.2"),                  # a port is dropped
-    (("10.0.0.2", 1), ["[2001:db8::1]:443"], "2001:db8::1"),
+    (("10.0.0.2", 1), ["[2001:db8::1]:443"], "2001:db8::/64"),      # IPv6 counts by /64
+    (("2001:db8:0:7:a::1", 1), [], "2001:db8:0:7::/64"),
+    (("10.0.0.2", 1), ["2001:db8:0:7:ffff::9"], "2001:db8:0:7::/64"),
     (("::ffff:10.0.0.2", 1), ["2.2.2.2"], "2.2.2.2"),                # IPv4-mapped peer
     (None, ["2.2.2.2"], "unknown"),
     (("<local>", 0), ["2.2.2.2"], "<local>"),
@@ -197,4 +205,4 @@ def test_two_workers_share_the_limit_over_real_sockets(serve, redis, tmp_path):
         assert len(response.headers.get_list("Retry-After")) == 1
         assert 1 <= int(response.headers["Retry-After"]) <= 12  # 5 a minute: one per 12 s
     keys = asyncio.run(limit_keys(redis.url))  # in Redis, keyed by the socket's address
-    assert len(keys) == 1 and next(iter(keys)).endswith("-127.0.0.1")
+    assert len(keys) == 1 and client_of(next(iter(keys))) == "127.0.0.1"

@@ -8,6 +8,9 @@ import pytest
 
 URL = "/generate-question"
 KEY_A, KEY_B = "key-a-0f1e2d3c4b5a", "key-b-9a8b7c6d5e4f"
+SCRAPE = "scrape-token-77aa-long-enough-to-start"
+ADMIN = "admin-token-0123456789abcdef-0123456789"
+GUESSER, OTHER = ("198.51.100.66", 4000), ("198.51.100.67", 4000)
 
 
 def sha(value: str) -> str:
@@ -47,12 +50,43 @@ def test_a_plain_key_in_configuration_is_refused(make_settings):
 
 
 async def test_metrics_can_require_a_token(make_client, make_settings):
-    client = await make_client(make_settings(METRICS_TOKEN="scrape-token-77aa"))
+    client = await make_client(make_settings(METRICS_TOKEN=SCRAPE))
     missing = await client.get("/metrics")
     wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
-    right = await client.get("/metrics", headers={"Authorization": "Bearer scrape-token-77aa"})
+    right = await client.get("/metrics", headers={"Authorization": f"Bearer {SCRAPE}"})
     assert (missing.status_code, wrong.status_code, right.status_code) == (401, 403, 200)
     assert "ielts_http_requests_total" in await right.get_data(as_text=True)
+
+
+async def test_guessing_the_admin_token_is_limited_per_client(make_client, make_settings):
+    client = await make_client(make_settings(ADMIN_TOKEN=ADMIN, AUTH_FAILURES_PER_HOUR="3"))
+
+    async def admin(token: str, peer=GUESSER):
+        return await client.get("/admin/prompts", headers={"Authorization": f"Bearer {token}"},
+                                scope_base={"client": peer})
+
+    guesses = [(await admin(f"guess-{n}")).status_code for n in range(3)]
+    blocked = await admin(ADMIN)  # even the right token: a guesser cannot tell a hit
+    assert guesses == [403, 403, 403] and blocked.status_code == 429
+    assert (await blocked.get_json())["code"] == "rate_limited"
+    assert 1000 <= int(blocked.headers["Retry-After"]) <= 1200  # 3 an hour: one per 20 min
+    assert (await admin(ADMIN, peer=OTHER)).status_code == 200  # another client is not
+
+
+async def test_guessing_api_keys_is_limited_per_client(make_client, make_settings):
+    client = await make_client(make_settings(CLIENT_API_KEYS=f"frontend-b:{sha(KEY_B)}",
+                                             AUTH_FAILURES_PER_HOUR="2"))
+
+    async def ask(key: str, peer=GUESSER):
+        response = await client.post(URL, json={}, headers={"X-API-Key": key},
+                                     scope_base={"client": peer})
+        return response.status_code
+
+    assert [await ask("guess-1"), await ask("guess-2"), await ask(KEY_B)] == [403, 403, 429]
+    assert await ask(KEY_B, peer=OTHER) == 200
+    # A missing key is not a guess: it costs nothing.
+    assert [(await client.post(URL, json={}, scope_base={"client": OTHER})).status_code
+            for _ in range(3)] == [401] * 3 and await ask(KEY_B, peer=OTHER) == 200
 
 
 async def test_metrics_are_open_without_a_token(bank_client):

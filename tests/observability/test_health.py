@@ -79,3 +79,27 @@ async def test_ready_is_503_when_redis_is_down_and_200_when_it_is_back(azure_cli
     redis.start()
     up = await azure_client.get("/health/ready")
     assert down.status_code == 503 and up.status_code == 200
+
+
+async def test_ready_says_only_that_a_reload_failed(make_client, make_settings, fake_model,
+                                                   tmp_path):
+    import shutil
+    from pathlib import Path
+
+    prompts = tmp_path / "prompts"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "prompts", prompts)
+    token = "admin-token-0123456789abcdef-0123456789"
+    client = await make_client(make_settings(azure_env(
+        fake_model, ADMIN_TOKEN=token, PROMPTS_DIR=str(prompts), PROMPTS_RELOAD_SECONDS="0")))
+    (prompts / "part2.txt").write_text("---\ndescription: broken\n---\n{% if %}")
+    auth = {"Authorization": f"Bearer {token}"}
+    await client.post("/admin/prompts/reload", headers=auth)
+    ready = await client.get("/health/ready")
+    text = await ready.get_data(as_text=True)
+    checks = (await ready.get_json())["data"]["checks"]
+    assert ready.status_code == 200 and checks["prompts"]["reload_failed"] is True
+    assert "part2.txt" not in text and "gpt-4o-test" not in text  # nor the deployment's name
+    assert checks["model"] == {"state": "ok", "provider": "azure", "circuit": "closed",
+                               "latency_ms": checks["model"]["latency_ms"]}
+    admin = await (await client.get("/admin/prompts", headers=auth)).get_json()
+    assert "part2.txt" in str(admin["data"]["error"])  # the operator still reads the details

@@ -17,7 +17,7 @@ from tests.support.process import base_env
 from tests.support.worker_metrics import per_worker, spread
 
 pytestmark = pytest.mark.e2e
-ADMIN = "admin-secret-5b7e19d0"
+ADMIN = "admin-secret-5b7e19d0-for-serve-tests"
 
 
 def test_counters_are_exact_across_two_workers(serve, tmp_path):

@@ -144,6 +144,16 @@ class RedisServer:
         if reply != b"+OK":
             raise RuntimeError(f"FLUSHALL failed: {reply!r}")
 
+    def keys_without_ttl(self) -> list[str]:
+        """Every key that would live for ever (the service must give each one a TTL)."""
+        import redis  # the real client; this module otherwise needs nothing but the stdlib
+
+        client = redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
+        try:
+            return sorted(k for k in client.scan_iter(count=1000) if client.ttl(k) == -1)
+        finally:
+            client.close()
+
     def log_tail(self, chars: int = 2000) -> str:
         """The end of the server's log file."""
         try:

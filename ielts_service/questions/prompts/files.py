@@ -34,12 +34,16 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from ielts_service.llm.call import ChatCall
-from ielts_service.questions.items import PARTS, response_format
+from ielts_service.questions.items import PARTS, Item, item_id, response_format, summary
 
 VARIABLES = frozenset({"topic", "count", "part", "card", "held"})
 SAMPLE_TOPIC = "a memorable trip"
-SAMPLE_CARD = "Describe a journey you enjoyed"
-SAMPLE_HELD = ("Describe a city you would like to visit", "Describe a long walk you took")
+SAMPLE_CARD = {"type": "event", "title": "Describe a journey you enjoyed"}
+SAMPLE_HELD: dict[int, Item] = {  # one item the pool holds, per part
+    1: {"questions": ["What kind of music do you like?", "Why do you like it?"]},
+    2: {"title": "Describe a city you would like to visit"},
+    3: {"questions": ["Why do people travel?", "How has tourism changed?"]},
+}
 _PART_KEYS = {"description": str, "temperature": float, "max_tokens": int, "items": int}
 _LIMITS = {"temperature": (0.0, 2.0), "max_tokens": (64, 16000), "items": (1, 20)}
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
@@ -74,11 +78,17 @@ class PromptSet:
     template: str
     version: str
     options: dict[str, Any] = field(default_factory=dict)
-    card: str | None = None
+    card: str | None = None  # the title of the card a Part 3 is written for
+    card_id: str = ""
 
-    def for_card(self, title: str) -> PromptSet:
-        """The same prompt, writing for the cue card `title` (same version: same files)."""
-        return replace(self, card=title)
+    def for_card(self, card: Item | None) -> PromptSet:
+        """The same prompt (same version: same files), writing for the cue card `card`."""
+        return self if card is None else replace(self, card=card["title"],
+                                                 card_id=item_id(2, card))
+
+    def pool_name(self, topic: str) -> str:
+        """What the pool is kept under: the topic, and the card when written for one."""
+        return f"{topic}\ncard:{self.card_id}" if self.card_id else topic
 
     @property
     def temperature(self) -> float | None:
@@ -98,16 +108,16 @@ class PromptSet:
         return _compile(self.template)
 
     def messages(self, topic: str, count: int,
-                 held: Sequence[str] = ()) -> list[dict[str, str]]:
+                 held: Sequence[Item] = ()) -> list[dict[str, str]]:
         """Chat messages for one call: fixed system prompt, and in the user turn, as quoted
         JSON data only, the topic, the card (if any) and the items the pool already holds."""
         user = self.compiled.render(
             topic=_quoted(topic), count=count, part=self.part,
             card=_quoted(self.card) if self.card else "",
-            held=_quoted(list(held)) if held else "")
+            held=_quoted([summary(self.part, item) for item in held]) if held else "")
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
-    def call(self, topic: str, count: int, held: Sequence[str] = ()) -> ChatCall:
+    def call(self, topic: str, count: int, held: Sequence[Item] = ()) -> ChatCall:
         """The model call for `count` items on `topic`, other than `held`, with this file's
         settings."""
         return ChatCall(self.messages(topic, count, held), response_format(self.part),
@@ -219,7 +229,7 @@ def parse_prompts(files: dict[str, bytes]) -> dict[int, PromptSet]:
         prompt = PromptSet(part, system.body, parsed.body, f"p{part}-{digest}", parsed.options)
         try:  # both ways: a cold call, and a widening Part 3 call after a card
             prompt.messages(SAMPLE_TOPIC, 5)
-            prompt.for_card(SAMPLE_CARD).messages(SAMPLE_TOPIC, 5, SAMPLE_HELD)
+            prompt.for_card(SAMPLE_CARD).messages(SAMPLE_TOPIC, 5, [SAMPLE_HELD[part]])
         except Exception as exc:  # a sandbox or runtime error in the template
             problems.append(Problem(name, parsed.body_line, f"template does not render: {exc}"))
             continue
