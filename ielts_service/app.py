@@ -22,7 +22,7 @@ from ielts_service.observability.http import init_request_observability
 from ielts_service.observability.logging import configure_logging
 from ielts_service.observability.metrics import Metrics
 from ielts_service.observability.sentry import init_error_tracking
-from ielts_service.questions.warm import warm_once
+from ielts_service.questions.operations import warm_once
 from ielts_service.services import EXTENSION, close_services, open_services
 
 

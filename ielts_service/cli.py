@@ -89,8 +89,8 @@ def warm(args: argparse.Namespace) -> int:
 
     from ielts_service.observability.logging import configure_logging
     from ielts_service.observability.metrics import Metrics
-    from ielts_service.questions.warm import WarmProgress
-    from ielts_service.questions.warm import warm as warm_pools
+    from ielts_service.questions.operations import WarmProgress
+    from ielts_service.questions.operations import warm as warm_pools
     from ielts_service.services import close_services, open_services
 
     settings = _settings()

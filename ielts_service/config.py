@@ -85,6 +85,7 @@ class Settings(BaseModel):
     circuit_window_seconds: float = Field(30.0, gt=0)
     circuit_cooldown_seconds: float = Field(15.0, gt=0)  # open this long, then one probe
     ai_temperature: float = Field(0.9, ge=0, le=2)
+    ai_stream: bool = True  # stream answers: a cold request is served its pool's first item
     pool_size: int = Field(5, ge=1, le=20)
     pool_ttl_seconds: int = Field(86400, ge=1)
     pool_soft_ttl_seconds: int = Field(21600, ge=1)  # past it a pool is served stale and refilled

@@ -16,8 +16,9 @@ from ielts_service.llm.client import ModelClient
 from ielts_service.llm.providers import open_model
 from ielts_service.observability.metrics import Metrics
 from ielts_service.questions.bank import Bank
+from ielts_service.questions.pooling import PoolMaker, PoolSettings
 from ielts_service.questions.prompts import PromptStore
-from ielts_service.questions.service import PoolSettings, QuestionService
+from ielts_service.questions.service import QuestionService
 from ielts_service.state.background import BackgroundTasks
 from ielts_service.state.flight import SingleFlight
 from ielts_service.state.pools import MemoryPoolStore, PoolStore, RedisPoolStore
@@ -60,7 +61,7 @@ def pool_settings(settings: Settings) -> PoolSettings:
                         settings.pool_soft_ttl_seconds, settings.pool_max_items,
                         settings.refill_timeout_seconds,
                         settings.local_pool_ttl_seconds if settings.redis_url else 0.0,
-                        settings.session_ttl_seconds)
+                        settings.session_ttl_seconds, settings.ai_stream)
 
 
 async def open_services(settings: Settings, metrics: Metrics) -> Services:
@@ -72,13 +73,12 @@ async def open_services(settings: Settings, metrics: Metrics) -> Services:
     model = open_model(settings, metrics, redis)
     prompts = read_prompts(settings)
     refused = metrics.generations_refused.labels("client_quota").inc
-    questions = QuestionService(
-        store=store, bank=Bank.load(), prompts=prompts, model=model,
-        pools=pool_settings(settings), metrics=metrics,
+    pools = PoolMaker(
+        store=store, model=model, settings=pool_settings(settings), metrics=metrics,
         flight=SingleFlight(redis, settings.lock_lease_seconds),
-        background=BackgroundTasks(settings.background_tasks_max),
-        quota=Allowance("gen", settings.generations_per_client_per_hour, HOUR, redis, refused),
-    )
+        quota=Allowance("gen", settings.generations_per_client_per_hour, HOUR, redis, refused))
+    questions = QuestionService(pools=pools, bank=Bank.load(), prompts=prompts,
+                                background=BackgroundTasks(settings.background_tasks_max))
     auth_failures = Allowance("authfail", settings.auth_failures_per_hour, HOUR, redis)
     log.info("services_opened", provider=settings.ai_provider, model=settings.model_name,
              cache="redis" if redis is not None else "memory")

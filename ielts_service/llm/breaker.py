@@ -87,3 +87,21 @@ class CircuitBreaker:
         failures = sum(1 for _, ok in self._calls if not ok)
         if len(self._calls) >= self.min_calls and failures / len(self._calls) >= self.failure_ratio:
             self._opened_at = now
+
+
+# Outcomes that say nothing about the deployment's health: an answer the caller could not
+# use, a 429 (the budget and Retry-After deal with those), a refusal, a client that left.
+_NEUTRAL = frozenset({"invalid_output", "rate_limited", "content_filtered", "cancelled"})
+
+
+def breaker_verdict(outcome: str, *, full_time: bool, broken_body: bool) -> bool | None:
+    """What one attempt says about the deployment: healthy, failing, or nothing (None).
+    A timeout counts only when the attempt had its whole timeout: one cut short by the
+    request's deadline (after a budget wait, say) is not the deployment's fault."""
+    if outcome == "success":
+        return True
+    if broken_body:  # a 200 whose body is not JSON: the transport, not the prompt
+        return False
+    if outcome in ("timeout", "deadline"):
+        return False if full_time else None
+    return None if outcome in _NEUTRAL else False

@@ -29,8 +29,10 @@ class ChatCall:
         return (self.max_tokens or DEFAULT_MAX_TOKENS) + sent
 
 
-def chat_body(call: ChatCall, model: str, temperature: float) -> dict[str, object]:
-    """The chat-completion request body; the prompt file's settings win over the defaults."""
+def chat_body(call: ChatCall, model: str, temperature: float,
+              stream: bool = False) -> dict[str, object]:
+    """The chat-completion request body; the prompt file's settings win over the defaults.
+    A streamed call also asks for the token counts, which then come in a last chunk."""
     body: dict[str, object] = {
         "model": model,
         "messages": call.messages,
@@ -39,4 +41,6 @@ def chat_body(call: ChatCall, model: str, temperature: float) -> dict[str, objec
     }
     if call.max_tokens is not None:
         body["max_tokens"] = call.max_tokens
+    if stream:
+        body.update(stream=True, stream_options={"include_usage": True})
     return body

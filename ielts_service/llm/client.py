@@ -1,7 +1,8 @@
 """The model call: one structured-output chat completion per attempt, retried by policy.
 
 `ModelClient.generate(call, parse, deadline, admit)` sends `call` until `parse` accepts an
-answer and returns what `parse` made of it, or raises: `ContentFiltered` (not retried),
+answer and returns what `parse` made of it (`stream` hands on items as they are written),
+or raises: `ContentFiltered` (not retried),
 `ModelUnavailable` (retries spent, a non-retryable error, breaker open, budget spent),
 `DeadlineExceeded` (the request's deadline passed), or whatever `admit` raised: the caller's
 own check, run before every attempt that would reach the model (a client's quota). It
@@ -16,15 +17,16 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 import openai
 import structlog
-from openai.types.chat import ChatCompletion
+from openai import AsyncStream, RequestOptions
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from ielts_service.deadline import Deadline, DeadlineExceeded
-from ielts_service.llm.breaker import CircuitBreaker
+from ielts_service.llm.breaker import CircuitBreaker, breaker_verdict
 from ielts_service.llm.budget import Budget
 from ielts_service.llm.call import ChatCall, chat_body
 from ielts_service.llm.errors import (
@@ -43,27 +45,12 @@ from ielts_service.llm.retry import (
     stop_policy,
     wait_advertised_or_backoff,
 )
+from ielts_service.llm.stream import PartialStream, StreamRecord, read_items
 from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.model")
 T = TypeVar("T")
 Admit = Callable[[], Awaitable[None]]
-# Outcomes that say nothing about the deployment's health: an answer the caller could not
-# use, a 429 (the budget and Retry-After deal with those), a refusal, a client that left.
-_NEUTRAL = frozenset({"invalid_output", "rate_limited", "content_filtered", "cancelled"})
-
-
-def breaker_verdict(outcome: str, *, full_time: bool, broken_body: bool) -> bool | None:
-    """What one attempt says about the deployment: healthy, failing, or nothing (None).
-    A timeout counts only when the attempt had its whole timeout: one cut short by the
-    request's deadline (after a budget wait, say) is not the deployment's fault."""
-    if outcome == "success":
-        return True
-    if broken_body:  # a 200 whose body is not JSON: the transport, not the prompt
-        return False
-    if outcome in ("timeout", "deadline"):
-        return False if full_time else None
-    return None if outcome in _NEUTRAL else False
 
 
 @dataclass
@@ -76,6 +63,7 @@ class _Attempt:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     status_code: int | None = None
+    stream: StreamRecord | None = None  # set when the answer is streamed
 
 
 class ModelClient:
@@ -104,6 +92,45 @@ class ModelClient:
                        deadline: Deadline, admit: Admit | None = None) -> T:
         """`parse` of the first answer it accepts (it raises InvalidOutput to retry);
         `admit` runs before each attempt that would reach the model and may refuse it."""
+
+        async def send(record: _Attempt, timeout: float) -> T:
+            completion = await self._client.post(
+                "/chat/completions", body=chat_body(call, self.model, self.temperature),
+                cast_to=ChatCompletion, options=self._options(timeout))
+            if completion.usage is not None:
+                record.prompt_tokens = completion.usage.prompt_tokens
+                record.completion_tokens = completion.usage.completion_tokens
+            return parse(payload_of(completion))
+
+        return await self._retried(call, deadline, send, admit)
+
+    async def stream(self, call: ChatCall, accept: Callable[[list[Any]], list[T]],
+                     deliver: Callable[[list[T]], Awaitable[None]], deadline: Deadline,
+                     admit: Admit | None = None) -> int:
+        """Stream the answer and `deliver` each batch of items `accept` keeps, as soon as
+        they are complete; return how many were delivered. An attempt that delivered
+        nothing is retried like any failed attempt; one that broke after delivering some
+        counts as failed and ends the call with what it delivered."""
+
+        async def send(record: _Attempt, timeout: float) -> int:
+            stream = await self._client.post(
+                "/chat/completions",
+                body=chat_body(call, self.model, self.temperature, stream=True),
+                cast_to=ChatCompletion, options=self._options(timeout), stream=True,
+                stream_cls=AsyncStream[ChatCompletionChunk])
+            record.stream = StreamRecord()
+            try:
+                return await read_items(stream, accept, deliver, record.stream)
+            finally:
+                record.prompt_tokens = record.stream.prompt_tokens
+                record.completion_tokens = record.stream.completion_tokens
+
+        return await self._retried(call, deadline, send, admit)
+
+    async def _retried(self, call: ChatCall, deadline: Deadline,
+                       send: Callable[[_Attempt, float], Awaitable[T]],
+                       admit: Admit | None) -> T:
+        """Attempts of `send` under the retry policy, each logged and counted."""
         attempts: list[_Attempt] = []
 
         def before_sleep(retry_state: RetryCallState) -> None:
@@ -123,7 +150,7 @@ class ModelClient:
                 with attempt:
                     record = _Attempt(attempt.retry_state.attempt_number)
                     attempts.append(record)
-                    result = await self._attempt(call, parse, deadline, record, admit)
+                    result = await self._attempt(call, deadline, record, send, admit)
                     self._log(call, record)
                     return result
         except BaseException as exc:
@@ -131,6 +158,10 @@ class ModelClient:
                 self._log(call, attempts[-1])
             raise self._unavailable(exc, deadline) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _options(self, timeout: float) -> RequestOptions:
+        return {"timeout": min(self.policy.attempt_timeout, timeout),
+                "headers": _request_id_header()}
 
     @staticmethod
     def _unavailable(exc: BaseException, deadline: Deadline) -> BaseException:
@@ -149,8 +180,11 @@ class ModelClient:
                                     detail=str(exc))
         return exc
 
-    async def _attempt(self, call: ChatCall, parse: Callable[[object], T], deadline: Deadline,
-                       record: _Attempt, admit: Admit | None) -> T:
+    async def _attempt(self, call: ChatCall, deadline: Deadline, record: _Attempt,
+                       send: Callable[[_Attempt, float], Awaitable[T]],
+                       admit: Admit | None) -> T:
+        """One attempt: breaker, the caller's admission, budget and deadline first, then
+        `send`, then its outcome (logged by the caller, counted here, told to the breaker)."""
         record.outcome = "skipped"  # until a call is made: nothing to log or count
         if not self.breaker.ready():  # before anything is spent on a call it would refuse
             raise CircuitOpen(self.breaker.retry_after())
@@ -168,22 +202,15 @@ class ModelClient:
         started = time.monotonic()
         error: BaseException | None = None
         try:
+            # The SDK's documented raw `post` sends the same request as
+            # `chat.completions.create` (Azure's deployment path included) without
+            # re-walking our already-plain body through its typed transforms, which cost
+            # more CPU than the rest of a cold request.
             async with asyncio.timeout(remaining):
-                # The SDK's documented raw `post` sends the same request as
-                # `chat.completions.create` (Azure's deployment path included) without
-                # re-walking our already-plain body through its typed transforms, which
-                # cost more CPU than the rest of a cold request.
-                completion = await self._client.post(
-                    "/chat/completions",
-                    body=chat_body(call, self.model, self.temperature),
-                    cast_to=ChatCompletion,
-                    options={"timeout": min(self.policy.attempt_timeout, remaining),
-                             "headers": _request_id_header()},
-                )
-            if completion.usage is not None:
-                record.prompt_tokens = completion.usage.prompt_tokens
-                record.completion_tokens = completion.usage.completion_tokens
-            return parse(payload_of(completion))
+                return await send(record, remaining)
+        except PartialStream as exc:  # items went out: keep them, count the rest as failed
+            error = exc.cause
+            return cast(T, exc.delivered)
         except json.JSONDecodeError:
             # The SDK raises this bare when a 200 carries a truncated or broken body.
             broken_body = True
@@ -191,6 +218,8 @@ class ModelClient:
             raise error from None
         except TimeoutError:
             error = TimeoutError()
+            if record.stream is not None and record.stream.delivered:
+                return cast(T, record.stream.delivered)  # the deadline cut a stream short
             raise DeadlineExceeded() from None
         except asyncio.CancelledError as exc:  # the client left and nobody shares this call
             error = exc
@@ -243,6 +272,8 @@ class ModelClient:
             status_code=record.status_code,
             retry_reason=retry_reason,
             retry_wait_ms=None if wait is None else round(wait * 1000, 1),
+            streamed=record.stream is not None,
+            first_item_ms=record.stream.first_item_ms if record.stream is not None else None,
         )
 
 

@@ -2,18 +2,22 @@
 
 Order: the pool for (model, prompt version, part, topic) if one is cached (its items
 checked again: a store holds data); else one model call whose valid items become the
-pool; if the model cannot be reached, the bank's items on the same topic (`degraded`), and
-only when there are none, `NoQuestion`. A session that has seen a whole pool gets it
-widened (the call sees the pool; near-repeats are dropped). A mock test's Part 3 is written
-for its card. Every model attempt a request causes is charged to its `Payer`: past its
-quota the bank answers, else `QuotaExhausted`; a GET gets pools or the bank only.
+pool, streamed so the first student gets the first item the model writes; if the model
+cannot be reached, the bank's items on the same topic (`degraded`), and only when there
+are none, `NoQuestion`. A session that has seen a whole pool gets the pool widened by
+another call, not a repeat. A mock test's Part 3 is written for its card. The topic is never swapped for another: text that names a
+catalogue area shares the area's pools; any other text keeps its own, and the model is
+asked about it (see `bank.pool_topic`). With no model, a topic the bank has nothing on
+is `TopicUnavailable`. Every model attempt a request causes (and the refills it starts)
+is charged to its `Payer`'s quota: past it the bank answers (`degraded`), else
+`QuotaExhausted`; a GET gets pools or the bank only, else `NotCached`. How pools are made
+and kept is `pooling.PoolMaker`'s job.
 """
 
 from __future__ import annotations
 
 import random
-import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -21,32 +25,19 @@ import structlog
 from ielts_service.deadline import Deadline, DeadlineExceeded
 from ielts_service.llm.client import ModelClient
 from ielts_service.llm.errors import ContentFiltered, ModelUnavailable
-from ielts_service.observability.metrics import Metrics
 from ielts_service.observability.timing import waiting
 from ielts_service.questions.bank import Bank, pool_topic
-from ielts_service.questions.items import Item, fingerprint, item_id, to_data
+from ielts_service.questions.items import Item, item_id, to_data
+from ielts_service.questions.operations import check_dependencies
+from ielts_service.questions.pooling import PoolMaker
 from ielts_service.questions.prompts import PromptSet, PromptStore
-from ielts_service.questions.readiness import check_dependencies
 from ielts_service.questions.topics import reject_avoided
-from ielts_service.questions.validators import Problem, accept_items, parse_answer, unlike
 from ielts_service.state.background import BackgroundTasks
-from ielts_service.state.flight import SingleFlight
-from ielts_service.state.pools import LocalPools, Pool, PoolStore, StoreError, pool_key
-from ielts_service.state.quota import OPERATOR, Allowance, Payer, QuotaExhausted
+from ielts_service.state.pools import pool_key
+from ielts_service.state.quota import OPERATOR, Payer, QuotaExhausted
 
 log = structlog.get_logger("ielts_service.questions")
 DEFAULT_RETRY_AFTER = 10
-
-
-@dataclass(frozen=True)
-class PoolSettings:
-    size: int
-    ttl_seconds: int
-    soft_ttl_seconds: int  # past it a pool is served stale while one refill runs
-    max_items: int  # widening stops here; past it a session sees repeats
-    refill_timeout: float  # a background refill's own deadline
-    local_ttl: float  # how long a worker serves a hot pool without asking Redis
-    session_ttl: int  # how long a session's seen items are remembered
 
 
 class NoQuestion(Exception):
@@ -64,14 +55,14 @@ class NotCached(Exception):
 class QuestionService:
     """Holds what a question needs; every dependency is passed in."""
 
-    def __init__(self, *, store: PoolStore, bank: Bank, prompts: PromptStore,
-                 model: ModelClient | None, pools: PoolSettings, metrics: Metrics,
-                 flight: SingleFlight, background: BackgroundTasks,
-                 quota: Allowance | None = None) -> None:
-        self.store, self.bank, self.prompts, self.model = store, bank, prompts, model
-        self.pools, self.metrics, self.quota = pools, metrics, quota
-        self.flight, self.background = flight, background
-        self.local = LocalPools(pools.local_ttl)
+    def __init__(self, *, pools: PoolMaker, bank: Bank, prompts: PromptStore,
+                 background: BackgroundTasks) -> None:
+        self.pools, self.bank, self.prompts, self.background = pools, bank, prompts, background
+        self.store, self.flight = pools.store, pools.flight
+
+    @property
+    def model(self) -> ModelClient | None:
+        return self.pools.model
 
     async def question(
         self, topic: str | None, part: int, session_id: str | None, deadline: Deadline,
@@ -86,26 +77,27 @@ class QuestionService:
         norm = pool_topic(self.bank, topic) if topic else self.bank.random_topic().name
         prompt = self.prompts.current[part].for_card(card)  # the card's own pool and prompt
         key = pool_key(part, prompt.pool_name(norm), prompt.version, self.model.model)
-        pool = await self._cached(key, part)
+        pool = await self.pools.cached(key, part)
         if pool is None:
             if not payer.fresh:
                 return await self._fallback(norm, part, session_id, NotCached(norm), card)
             return await self._cold(key, norm, prompt, session_id, deadline, payer, card)
         if pool.stale and payer.fresh:
-            self.background.spawn(key, "refill", lambda: self._refill(key, norm, prompt, payer))
+            self.background.spawn(key, "refill",
+                                  lambda: self.pools.refill(key, norm, prompt, payer))
         with waiting("cache"):
             seen = await self.store.seen(session_id, key) if session_id else set()
         unseen = [item for item in pool.items if item_id(part, item) not in seen]
-        if (unseen or session_id is None or len(pool.items) >= self.pools.max_items
+        if (unseen or session_id is None or len(pool.items) >= self.pools.settings.max_items
                 or not payer.fresh):
             if payer.fresh and session_id is not None and len(unseen) <= 2:  # ahead of need
                 self.background.spawn(key, "widen",
-                                      lambda: self._widen(key, norm, prompt, payer))
+                                      lambda: self.pools.widen(key, norm, prompt, payer))
             return await self._serve(key, norm, prompt, unseen or pool.items, session_id, "cache")
         # This session has seen the whole pool: widen it now rather than repeat.
         try:
             with waiting("model"):
-                fresh = await self._widen(key, norm, prompt, payer, deadline)
+                fresh = await self.pools.widen(key, norm, prompt, payer, deadline)
         except (ContentFiltered, ModelUnavailable, DeadlineExceeded, QuotaExhausted):
             fresh = []
         source = "ai" if fresh else "cache"
@@ -113,21 +105,26 @@ class QuestionService:
 
     async def _cold(
         self, key: str, topic: str, prompt: PromptSet, session_id: str | None, deadline: Deadline,
-        payer: Payer, card: Item | None,
+        payer: Payer, card: Item | None = None,
     ) -> dict[str, Any]:
         """A miss: one model call for everyone missing this pool (single-flight). A client
         past its quota is answered without joining (or starting) the call."""
 
         async def landed() -> list[Item] | None:
-            pool = await self._cached(key, prompt.part, count=False)
+            pool = await self.pools.cached(key, prompt.part, count=False)
             return pool.items if pool else None
 
-        async def produce() -> list[Item]:
-            return await self._generate(key, topic, prompt, Deadline(deadline.at), [], payer)
-
         try:
-            if (check := payer.admission(self.quota, spend=False)) is not None:
+            if (check := payer.admission(self.pools.quota, spend=False)) is not None:
                 await check()
+            if self.pools.settings.stream:
+                return await self._cold_streamed(key, topic, prompt, session_id, deadline, payer,
+                                                 landed)
+
+            async def produce() -> list[Item]:
+                return await self.pools.generate(key, topic, prompt, Deadline(deadline.at), [],
+                                                 payer)
+
             with waiting("model"):  # also when another request's call is the one we wait on
                 items, produced = await self.flight.run(key, landed, produce, deadline)
         except (ModelUnavailable, DeadlineExceeded, QuotaExhausted) as exc:
@@ -135,20 +132,34 @@ class QuestionService:
         return await self._serve(key, topic, prompt, items, session_id,
                                  "ai" if produced else "cache")
 
-    async def _refill(self, key: str, topic: str, prompt: PromptSet, payer: Payer,
-                      deadline: Deadline | None = None) -> None:
-        """Replace a missing or stale pool; one refill at a time across every instance."""
+    async def _cold_streamed(
+        self, key: str, topic: str, prompt: PromptSet, session_id: str | None,
+        deadline: Deadline, payer: Payer, landed: Callable[[], Awaitable[list[Item] | None]],
+    ) -> dict[str, Any]:
+        """A miss, streamed: the first item this session has not seen, as soon as the one
+        call for this pool (here, or on another instance) has written it."""
+        with waiting("cache"):
+            seen = await self.store.seen(session_id, key) if session_id else set()
 
-        async def fresh() -> list[Item] | None:
-            pool = await self._cached(key, prompt.part, count=False)
-            return pool.items if pool and not pool.stale else None
+        async def start(deliver: Callable[[list[Item]], Awaitable[None]]) -> None:
+            await self.pools.generate_streamed(key, topic, prompt, payer, deliver,
+                                               Deadline(deadline.at))
 
-        async def produce() -> list[Item]:
-            stale = await self._cached(key, prompt.part, count=False)  # shown: write others
-            return await self._generate(key, topic, prompt, deadline or self._refill_deadline(),
-                                        stale.items if stale else [], payer, replace=True)
+        def unseen(item: Item) -> bool:
+            return item_id(prompt.part, item) not in seen
 
-        await self.flight.run(key, fresh, produce, deadline or self._refill_deadline())
+        feed, started = self.flight.stream(key, landed, start, Deadline(deadline.at))
+        if (item := feed.pick(unseen)) is None:  # nothing written yet for this session
+            with waiting("model"):
+                item = await feed.first(unseen, deadline)
+        if item is None:  # the call ended without an item for this session
+            if feed.error is not None:
+                raise feed.error
+            if (pool := await self.pools.cached(key, prompt.part, count=False)) is None:
+                raise ModelUnavailable("no_item")
+            return await self._serve(key, topic, prompt, pool.items, session_id, "cache")
+        return await self._serve(key, topic, prompt, [item], session_id,
+                                 "ai" if started and feed.produced_here else "cache")
 
     async def fill(self, topic: str, part: int, deadline: Deadline) -> str:
         """Have the pool of (topic, part) cached and fresh ahead of students: `cached` when
@@ -157,60 +168,14 @@ class QuestionService:
         norm = pool_topic(self.bank, topic)
         prompt = self.prompts.current[part]
         key = pool_key(part, norm, prompt.version, self.model.model)
-        pool = await self._cached(key, part, count=False)
+        pool = await self.pools.cached(key, part, count=False)
         if pool is not None and not pool.stale:
             return "cached"
         try:
-            await self._refill(key, norm, prompt, OPERATOR, deadline)
+            await self.pools.refill(key, norm, prompt, OPERATOR, deadline)
         except (ContentFiltered, ModelUnavailable, DeadlineExceeded):
             return "failed"
         return "filled"
-
-    async def _widen(self, key: str, topic: str, prompt: PromptSet, payer: Payer,
-                     deadline: Deadline | None = None) -> list[Item]:
-        """Add a call's new items to the pool (up to `max_items`); return the new ones."""
-        pool = await self._cached(key, prompt.part, count=False)
-        if pool is None or len(pool.items) >= self.pools.max_items:
-            return []
-        return await self._generate(key, topic, prompt, deadline or self._refill_deadline(),
-                                    pool.items, payer)
-
-    def _refill_deadline(self) -> Deadline:
-        return Deadline.after(self.pools.refill_timeout)
-
-    async def _generate(
-        self, key: str, topic: str, prompt: PromptSet, deadline: Deadline, pool: list[Item],
-        payer: Payer, *, replace: bool = False,
-    ) -> list[Item]:
-        """One model call, shown `pool`; its new items join (or replace) it and are returned."""
-        assert self.model is not None
-        call = prompt.call(topic, prompt.items or self.pools.size, pool)
-        batch = await self.model.generate(
-            call, lambda payload: parse_answer(prompt.part, payload, self._rejected), deadline,
-            payer.admission(self.quota))
-        fresh = await self._claim(prompt, unlike(prompt.part, batch.items, pool, self._rejected))
-        if not fresh and not pool:
-            fresh = batch.items  # all seen elsewhere: still better than nothing
-        items = (fresh or pool) if replace else pool + fresh
-        await self._store(key, items)
-        return fresh
-
-    def _rejected(self, part: int, problems: list[Problem]) -> None:
-        for problem in problems:
-            self.metrics.items_rejected.labels(str(part), problem.code).inc()
-        if problems:
-            log.info("ai_items_rejected", part=part, rejected=len(problems),
-                     reasons=[f"{problem.code}: {problem}" for problem in problems])
-
-    async def _claim(self, prompt: PromptSet, items: list[Item]) -> list[Item]:
-        """Drop items whose text another pool (or this one) already holds."""
-        assert self.model is not None
-        prints = [fingerprint(prompt.part, item) for item in items]
-        new = await self.store.claim(f"{self.model.model}:{prompt.version}", prints,
-                                     self.pools.ttl_seconds)
-        if dropped := len(items) - len([p for p in prints if p in new]):
-            self._rejected(prompt.part, [Problem("duplicate", "duplicate item")] * dropped)
-        return [item for item, p in zip(items, prints, strict=True) if p in new]
 
     async def _serve(
         self, key: str, topic: str, prompt: PromptSet, items: list[Item],
@@ -220,7 +185,7 @@ class QuestionService:
         if session_id is not None:
             with waiting("cache"):
                 await self.store.mark_seen(session_id, key, item_id(prompt.part, item),
-                                           self.pools.session_ttl)
+                                           self.pools.settings.session_ttl)
         return to_data(prompt.part, topic, item, source=source, degraded=False,
                        prompt_version=prompt.version)
 
@@ -233,7 +198,7 @@ class QuestionService:
         item = random.choice([i for i in items if item_id(part, i) not in seen] or items)
         if session_id is not None:
             await self.store.mark_seen(session_id, key, item_id(part, item),
-                                       self.pools.session_ttl)
+                                       self.pools.settings.session_ttl)
         return to_data(part, topic, item, source="bank", degraded=degraded,
                        prompt_version=self.bank.version)
 
@@ -252,36 +217,6 @@ class QuestionService:
             raise exc
         raise NoQuestion(getattr(exc, "retry_after", None) or DEFAULT_RETRY_AFTER)
 
-    async def _cached(self, key: str, part: int, *, count: bool = True) -> Pool | None:
-        """The pool under `key`, its items checked again. Counted lookups (a student's
-        request) may be answered by this worker's local copy; uncounted ones
-        (single-flight, refills) ask the store."""
-        if count and (pool := self.local.get(key)) is not None:
-            self.metrics.cache_requests.labels("stale" if pool.stale else "hit").inc()
-            return pool
-        try:
-            with waiting("cache"):
-                pool = await self.store.get(key)
-        except StoreError:
-            self.metrics.cache_requests.labels("error").inc()
-            return None
-        if pool is not None and (self.store.backend != "memory" or not pool.items):
-            # What another process wrote is data, not items: a bad item costs a call, not a 500.
-            items, rejected = accept_items(part, pool.items, dedupe=False)
-            self._rejected(part, rejected)
-            pool = Pool(items, pool.fresh_until) if items else None
-        if pool is not None:
-            self.local.put(key, pool)
-        if count:
-            result = "miss" if pool is None else "stale" if pool.stale else "hit"
-            self.metrics.cache_requests.labels(result).inc()
-        return pool
-
-    async def _store(self, key: str, items: list[Item]) -> None:
-        pool = Pool(items, time.time() + self.pools.soft_ttl_seconds)
-        self.local.put(key, pool)
-        await self.store.put(key, pool, self.pools.ttl_seconds)
-
     # What the operator routes ask of the service.
 
     def catalogue(self) -> list[dict[str, Any]]:
@@ -292,7 +227,7 @@ class QuestionService:
         """Drop every pool (StoreError when the store does not answer); the number dropped.
         Other workers' local copies expire within `local_ttl` seconds."""
         purged = await self.store.purge()
-        self.local.clear()
+        self.pools.local.clear()
         return purged
 
     async def readiness(self, timeout: float) -> dict[str, dict[str, Any]]:

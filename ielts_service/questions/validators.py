@@ -221,11 +221,11 @@ def _checked(part: int, canonical: str) -> tuple[Problem, ...]:
     return tuple(check_item(part, json.loads(canonical)))
 
 
-def accept_items(part: int, raw: object, *,
-                 dedupe: bool = True) -> tuple[list[Item], list[Problem]]:
-    """Valid, tidied items of `raw` with near-duplicates dropped (unless `dedupe` is off, for
-    items that were de-duplicated when stored), and the reasons the others were dropped. A
-    dropped item's reason is its first problem (all of them, joined, in the text)."""
+def accept_items(part: int, raw: object, *, dedupe: bool = True,
+                 held: list[Item] | None = None) -> tuple[list[Item], list[Problem]]:
+    """Valid, tidied items of `raw` with near-duplicates (of each other, or of items already
+    `held`) dropped unless `dedupe` is off (items de-duplicated when stored), and the
+    reasons the others were dropped: each one's first problem (all, joined, in the text)."""
     if not isinstance(raw, list):
         return [], [Problem("fields", "items must be a list")]
     accepted: list[Item] = []
@@ -239,7 +239,7 @@ def accept_items(part: int, raw: object, *,
             reasons.append(Problem(problems[0].code, "; ".join(problems)))
             continue
         item = tidy(part, candidate)
-        if dedupe and (reason := duplicate_of(part, item, accepted)):
+        if dedupe and (reason := duplicate_of(part, item, [*(held or []), *accepted])):
             reasons.append(reason)
             continue
         accepted.append(item)
@@ -265,3 +265,20 @@ def parse_answer(part: int, payload: object,
     if not items:
         raise InvalidOutput("no valid item: " + "; ".join(rejected[:5]))
     return Batch(items, rejected)
+
+
+class ItemChecker:
+    """Checks a streamed answer's items as they complete: valid and tidied, none repeating an
+    earlier one of the same answer; `on_rejected` hears about every dropped item."""
+
+    def __init__(self, part: int,
+                 on_rejected: Callable[[int, list[Problem]], None] | None = None) -> None:
+        self.part, self._on_rejected = part, on_rejected
+        self._accepted: list[Item] = []
+
+    def accept(self, raw: list[Any]) -> list[Item]:
+        accepted, rejected = accept_items(self.part, raw, held=self._accepted)
+        self._accepted += accepted
+        if rejected and self._on_rejected is not None:
+            self._on_rejected(self.part, rejected)
+        return accepted

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
@@ -25,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ielts_service.deadline import Deadline, DeadlineExceeded
+from ielts_service.state.feed import Feed
 from ielts_service.state.redis import SharedRedis, StoreError
 
 log = structlog.get_logger("ielts_service.flight")
@@ -33,6 +35,10 @@ PREFIX = "ielts:v1:flight"
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 _RENEW = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
           "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0")
+
+
+def _name(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def lock_name(key: str) -> str:
@@ -53,9 +59,16 @@ class SingleFlight:
         self._listener: asyncio.Task[None] | None = None
         self._held: dict[str, str] = {}  # lease key -> our token, while we generate
         self._renewer: asyncio.Task[None] | None = None
+        self._feeds: dict[str, Feed] = {}  # pool key -> its streamed generation here
+        self._following: dict[str, Feed] = {}  # channel name -> feed fed by pub/sub
 
     def __repr__(self) -> str:
-        return f"SingleFlight(redis={self._redis is not None}, in_flight={len(self._local)})"
+        return f"SingleFlight(redis={self._redis is not None}, in_flight={self.in_flight})"
+
+    @property
+    def in_flight(self) -> int:
+        """Generations running in this process (whole or streamed); 0 once every pool landed."""
+        return len(self._local) + len(self._feeds)
 
     async def run(
         self, key: str, load: Callable[[], Awaitable[T | None]],
@@ -72,6 +85,49 @@ class SingleFlight:
         value, by_us = await self._wait(key, shared, deadline)
         # Values under one key are all of the caller's type T: the dict cannot say so.
         return cast(T, value), by_us and produced
+
+    def stream(self, key: str, load: Callable[[], Awaitable[list[Any] | None]],
+               start: Callable[[Callable[[list[Any]], Awaitable[None]]], Awaitable[None]],
+               deadline: Deadline) -> tuple[Feed, bool]:
+        """The feed of pool `key`'s streamed generation, and whether this call started it.
+
+        One process, across every instance, runs `start(deliver)` (it calls `deliver` with
+        each batch of items, then stores the pool); each batch goes to this process's
+        waiters at once and, published on the pool's channel, to every other process's.
+        A process that does not hold the lease follows: items by pub/sub, then the pool
+        when it lands, or it takes over if the holder dies. `deadline` bounds the whole."""
+        if (feed := self._feeds.get(key)) is not None:
+            return feed, False
+        feed = self._feeds[key] = Feed()
+        name = _name(key)
+        self._following[name] = feed
+        channel = f"{PREFIX}:ready:{name}"
+
+        async def deliver(items: list[Any]) -> None:
+            feed.put(items)
+            if self._redis is not None:
+                message = json.dumps({"items": items}, ensure_ascii=False)
+                with contextlib.suppress(StoreError):
+                    await self._redis.run(lambda r: r.publish(channel, message),
+                                          event="flight_store_error", op="publish")
+
+        async def produce() -> None:
+            feed.produced_here = True
+            await start(deliver)
+
+        def ended(task: asyncio.Future[tuple[Any, bool]]) -> None:
+            if self._feeds.get(key) is feed:
+                del self._feeds[key]
+            self._following.pop(name, None)
+            error = None if task.cancelled() else task.exception()
+            if error is None and not task.cancelled() and not feed.produced_here:
+                value, _ = task.result()  # another process's pool, landed whole
+                feed.put([item for item in value if item not in feed.items])
+            feed.close(error or (DeadlineExceeded() if task.cancelled() else None))
+
+        feed.task = asyncio.ensure_future(self._distributed(key, load, produce, deadline))
+        feed.task.add_done_callback(ended)
+        return feed, True
 
     async def _wait(self, key: str, task: asyncio.Future[tuple[Any, bool]],
                     deadline: Deadline) -> tuple[Any, bool]:
@@ -102,7 +158,7 @@ class SingleFlight:
     ) -> tuple[T, bool]:
         if self._redis is None:
             return await produce(), True
-        name = hashlib.sha256(key.encode()).hexdigest()[:24]
+        name = _name(key)
         lock, channel, token = lock_name(key), f"{PREFIX}:ready:{name}", uuid.uuid4().hex
         while True:
             try:
@@ -189,15 +245,28 @@ class SingleFlight:
                         message = await pubsub.get_message(ignore_subscribe_messages=True,
                                                            timeout=1.0)
                         if message is not None:
-                            name = str(message["channel"]).rsplit(":", 1)[-1]
-                            for future in self._ready.pop(name, []):
-                                if not future.done():
-                                    future.set_result(None)
+                            self._heard(str(message["channel"]).rsplit(":", 1)[-1],
+                                        str(message["data"]))
             except (RedisError, OSError) as exc:
                 log.warning("flight_listener_error", error=type(exc).__name__)
                 await asyncio.sleep(1.0)  # waiters poll meanwhile
 
+    def _heard(self, name: str, data: str) -> None:
+        """A pool's channel spoke: items of a streamed generation, or "1" when it landed."""
+        if data != "1":
+            feed = self._following.get(name)
+            if feed is not None and not feed.produced_here:  # our own items are in already
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    feed.put(list(json.loads(data)["items"]))
+            return
+        for future in self._ready.pop(name, []):
+            if not future.done():
+                future.set_result(None)
+
     async def close(self) -> None:
+        for feed in list(self._feeds.values()):
+            if feed.task is not None:
+                feed.task.cancel()
         for task in (self._listener, self._renewer):
             if task is not None:
                 task.cancel()

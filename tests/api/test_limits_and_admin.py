@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import azure_env
+from tests.support.waiting import generations_settled
 
 TOKEN = "admin-token-for-tests-8c2e-0123456"
 
@@ -53,6 +54,7 @@ async def test_admin_routes_are_closed_without_an_admin_token(bank_client):
 async def test_cache_purge_makes_the_next_request_call_the_model(admin_client, fake_model):
     auth = {"Authorization": f"Bearer {TOKEN}"}
     await admin_client.post("/generate-question", json={"topic": "gardens"})
+    await generations_settled(admin_client)  # the pool lands when the stream ends
     purge = await admin_client.post("/admin/cache/purge", headers=auth)
     again = await admin_client.post("/generate-question", json={"topic": "gardens"})
     assert (await purge.get_json())["data"] == {"purged_pools": 1}

@@ -11,6 +11,7 @@ import structlog
 
 from ielts_service.observability.logging import BatchWriter, configure_logging
 from tests.support import fake_model as fm
+from tests.support.waiting import generations_settled
 
 ACCESS_FIELDS = {"method", "route", "path", "status", "duration_ms", "bytes", "client",
                  "user_agent", "request_id"}
@@ -59,6 +60,7 @@ async def test_one_ai_call_per_attempt_with_retry_reason_wait_and_tokens(
     fake_model.enqueue(fm.status(429, headers={"retry-after-ms": "150"}),
                        fm.ok(usage=(321, 654)))
     await azure_client.post("/generate-question", json={"topic": "gardens", "part": 3})
+    await generations_settled(azure_client)  # the answer goes on streaming after the reply
     calls = [e for e in log_events() if e["event"] == "ai_call"]
     assert len(calls) == 2 == len(fake_model.requests)
     retried, succeeded = calls

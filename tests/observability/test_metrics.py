@@ -8,6 +8,7 @@ import pytest
 
 from ielts_service.observability.multiprocess import MetricsDirInUse, instance_metrics_dir
 from tests.support import fake_model as fm
+from tests.support.waiting import generations_settled
 
 
 async def scrape(client) -> str:
@@ -53,6 +54,7 @@ async def test_model_calls_retries_tokens_and_cache_are_counted(azure_client, fa
     fake_model.enqueue(fm.status(429, headers={"retry-after-ms": "10"}), fm.status(503),
                        fm.ok(usage=(40, 60)))
     await azure_client.post("/generate-question", json={"topic": "gardens", "part": 1})
+    await generations_settled(azure_client)  # the pool lands when the stream ends
     await azure_client.post("/generate-question", json={"topic": "gardens", "part": 1})
     text = await scrape(azure_client)
     labels = {"provider": "azure", "model": "gpt-4o-test", "part": "1"}

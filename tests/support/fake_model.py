@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.support.fake_stream import Paced, send_stream, streamed
+
 _AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
 _OPENAI_PATHS = ("/v1/chat/completions", "/chat/completions")
 _PART_NAME = re.compile(r"part[\s_-]*([123])", re.IGNORECASE)
@@ -97,6 +99,7 @@ class Ok:
     finish_reason: str = "stop"
     usage: tuple[int, int] | None = (100, 200)
     model: str = "gpt-4o"
+    pace: Paced | None = None  # how a streamed answer goes out (see fake_stream)
 
 
 @dataclass(frozen=True)
@@ -148,9 +151,11 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: 
 
 def ok(items: list[dict[str, Any]] | None = None, *, content: str | None = None,
        finish_reason: str = "stop", usage: tuple[int, int] | None = (100, 200),
-       model: str = "gpt-4o") -> Ok:
-    """A 200 chat.completion whose content is ``{"items": items}`` or raw ``content``."""
-    return Ok(items=items, content=content, finish_reason=finish_reason, usage=usage, model=model)
+       model: str = "gpt-4o", pace: Paced | None = None) -> Ok:
+    """A 200 chat.completion whose content is ``{"items": items}`` or raw ``content``;
+    streamed (at `pace`) when the request asks for a stream."""
+    return Ok(items=items, content=content, finish_reason=finish_reason, usage=usage,
+              model=model, pace=pace)
 
 
 def status(code: int, *, body: Any = None, headers: dict[str, str] | None = None) -> Status:
@@ -380,9 +385,9 @@ class _Handler(BaseHTTPRequestHandler):
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self._send(reply.code, data, reply.headers)
         else:
-            self._answer_ok(reply, body)
+            self._answer_ok(reply, body, release)
 
-    def _answer_ok(self, reply: Ok, body: dict[str, Any]) -> None:
+    def _answer_ok(self, reply: Ok, body: dict[str, Any], release: threading.Event) -> None:
         content: str | None = reply.content
         if reply.content_null:
             content = None
@@ -406,6 +411,16 @@ class _Handler(BaseHTTPRequestHandler):
             prompt, completion = reply.usage
             payload["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion,
                                 "total_tokens": prompt + completion}
+        if streamed(body):
+            fake = self.server.fake
+            with fake._cond:
+                fake.open_streams += 1
+            try:
+                send_stream(self, payload, reply.pace or Paced(), release)
+            finally:
+                with fake._cond:
+                    fake.open_streams -= 1
+            return
         self._send_json(200, payload)
 
     def _guarded(self) -> None:
@@ -433,6 +448,7 @@ class FakeModel:
         self._default: Reply | None = None
         self._release = threading.Event()
         self._connections: set[socket.socket] = set()
+        self.open_streams = 0  # streamed answers still being written
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 

@@ -22,3 +22,10 @@ async def eventually(condition: Callable[[], Any], timeout: float = 30.0) -> Any
             return result
         assert loop.time() < deadline, "condition not met within the deadline"
         await asyncio.sleep(0.02)
+
+
+async def generations_settled(client: Any, timeout: float = 30.0) -> None:
+    """Wait until the app behind a test client has no generation running: every pool it
+    was writing (a streamed answer goes on after the first item is served) has landed."""
+    flight = client.app.extensions["ielts_service"].questions.flight
+    await eventually(lambda: flight.in_flight == 0, timeout)

@@ -37,7 +37,7 @@ def lint(directory: Path) -> int:
 def request_body(settings: Settings, prompt: PromptSet, topic: str) -> dict[str, Any]:
     """Exactly what the service sends for `topic`: the same topic mapping, messages, format."""
     call = prompt.call(pool_topic(Bank.load(), topic), prompt.items or settings.pool_size)
-    return chat_body(call, settings.model_name, settings.ai_temperature)
+    return chat_body(call, settings.model_name, settings.ai_temperature, stream=settings.ai_stream)
 
 
 def render(settings: Settings, directory: Path, part: int, topic: str) -> int:
