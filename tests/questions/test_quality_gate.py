@@ -12,7 +12,7 @@ import pytest
 
 from ielts_service.questions.bank import Bank
 from ielts_service.questions.items import CARD_TYPES, near_duplicate
-from ielts_service.questions.validators import accept_items, check_item
+from ielts_service.questions.validators import ItemChecker, accept_items, check_item
 
 PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
 CARD = {"type": "object", "title": "Describe a present you gave to someone",
@@ -155,6 +155,12 @@ def test_near_duplicates_are_dropped_not_only_identical_text(part, a, b):
     assert near_duplicate(part, a, b)
     accepted, reasons = accept_items(part, [a, b])
     assert accepted == [a] and [r.code for r in reasons] == ["near_duplicate"]
+
+
+def test_a_streamed_answer_drops_near_duplicates_of_its_earlier_items():
+    checker = ItemChecker(2)
+    assert checker.accept([CARD]) == [CARD]
+    assert checker.accept([{**CARD, "title": "Describe a present you gave someone"}]) == []
 
 
 def test_different_cards_on_one_topic_are_not_near_duplicates():
