@@ -22,8 +22,8 @@ def _settings() -> Settings:
 
 def serve(args: argparse.Namespace) -> int:
     from hypercorn.config import Config
-    from hypercorn.run import run
 
+    from ielts_service import workers
     from ielts_service.observability.logging import configure_logging
     from ielts_service.observability.multiprocess import MetricsDirInUse, instance_metrics_dir
     from ielts_service.questions.prompts import PromptError
@@ -55,9 +55,12 @@ def serve(args: argparse.Namespace) -> int:
         with instance_metrics_dir(settings.prometheus_multiproc_dir) as metrics_dir:
             # Workers inherit the environment: they all write to this instance's directory.
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-            return run(config)
+            return workers.run(config)
     except MetricsDirInUse as exc:
         print(f"ielts-service: PROMETHEUS_MULTIPROC_DIR: {exc}", file=sys.stderr)
+        return 2
+    except workers.AddressInUse as exc:
+        print(f"ielts-service: {exc}", file=sys.stderr)
         return 2
 
 

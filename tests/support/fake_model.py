@@ -412,6 +412,8 @@ class _Handler(BaseHTTPRequestHandler):
             payload["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion,
                                 "total_tokens": prompt + completion}
         if streamed(body):
+            if not (body.get("stream_options") or {}).get("include_usage"):
+                payload.pop("usage", None)  # as Azure: counts only when asked for
             fake = self.server.fake
             with fake._cond:
                 fake.open_streams += 1
