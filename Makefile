@@ -3,20 +3,29 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# locust (make loadtest, and the suite's load test) lives in a virtual environment of its own.
+LOAD_VENV  ?= .venv-load
+LOAD_STAMP := $(LOAD_VENV)/.installed-$(shell cat requirements-load.txt | cksum | cut -d' ' -f1)
 # Debian ships venv's pip (ensurepip) in its own package: python3.X-venv.
 PYVENV := $(shell $(PYTHON) -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])' 2>/dev/null)
 PKGS   := PYTHON=$(PYTHON) scripts/system-packages
 
-.PHONY: install run test test-topologies fuzz bench system-deps clean
+.PHONY: install run test test-topologies fuzz bench system-deps clean loadtest
 
 $(STAMP):
 	@$(PKGS) "the Python virtual environment" py:ensurepip:$(PYVENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,otel]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-install: $(STAMP)
+$(LOAD_STAMP): | $(STAMP)
+	$(PYTHON) -m venv $(LOAD_VENV)
+	$(LOAD_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LOAD_VENV)/bin/python -m pip install --quiet -r requirements-load.txt
+	rm -f $(LOAD_VENV)/.installed-* && touch $@
+
+install: $(STAMP) $(LOAD_STAMP)
 
 # Programs the tests use: a redis-server they start themselves (never the machine's running
 # one), redis-cli (which forms their Redis Cluster) and openssl (which makes the TLS Redis's
@@ -30,7 +39,7 @@ run: install
 	$(BIN)/ielts-service serve
 
 test: install system-deps
-	$(BIN)/ruff check ielts_service tests bench
+	$(BIN)/ruff check ielts_service tests bench locustfile.py
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
@@ -57,6 +66,17 @@ bench: install system-deps bench-deps
 bench-redis: install system-deps
 	$(BIN)/python -m bench.redis_capacity
 
+# A load test of a running deployment (locustfile.py): headless for DURATION, then locust's
+# summary. From one address, rate limits and generation quotas apply: see the README.
+HOST       ?=
+DURATION   ?= 60s
+USERS      ?= 50
+SPAWN_RATE ?= 10
+loadtest: $(LOAD_STAMP)
+	@test -n "$(HOST)" || { echo "usage: make loadtest HOST=https://your.deployment [DURATION=60s USERS=50 SPAWN_RATE=10]" >&2; exit 2; }
+	$(LOAD_VENV)/bin/locust -f locustfile.py --headless --host "$(HOST)" --run-time $(DURATION) \
+		--users $(USERS) --spawn-rate $(SPAWN_RATE) --only-summary
+
 # Proves `make run` and `make test` on a bare Debian bookworm built by debootstrap (root only;
 # not part of `make test`): see scripts/fresh-debian-check.
 .PHONY: fresh-debian-check
@@ -64,4 +84,4 @@ fresh-debian-check:
 	scripts/fresh-debian-check
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(LOAD_VENV) .pytest_cache build *.egg-info

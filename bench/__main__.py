@@ -1,4 +1,4 @@
-"""`python -m bench`: start everything on loopback, measure figures (a)-(f), write the report."""
+"""`python -m bench`: start everything on loopback, measure figures (a)-(l), write the report."""
 
 from __future__ import annotations
 
@@ -13,13 +13,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import activity, figures, figures_loop, figures_model, report, sections
+from bench import (
+    activity,
+    figures,
+    figures_loop,
+    figures_model,
+    figures_peer,
+    figures_tracing,
+    report,
+    sections,
+)
 from bench.fakehost import FakeModelProcess
 from tests.support.redis_server import RedisServer, ensure_redis_server_binary
 
 REPORT = Path(__file__).resolve().parent / "report-latest.md"
 LOGS = Path(tempfile.gettempdir()) / "ielts-bench-logs"  # the last run's server logs
-TIME_LIMIT = 600  # seconds for the whole run; every loop inside is bounded far below
+TIME_LIMIT = 1200  # seconds for the whole run; every loop inside is bounded far below
 
 
 def _timeout(signum: int, frame: Any) -> None:
@@ -53,17 +62,24 @@ FIGURES: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
     "d": ("(d) 429 storm", figures_model.rate_limit_storm),
     "e": ("(e) added latency", figures_model.added_latency),
     "f": ("(f) event-loop longest stall under a burst", figures_loop.loop_stall),
+    "g": ("(g) first question on a cold topic, streaming model", figures_peer.streamed_cold),
+    "h": ("(h) added latency at 1 connection", figures_peer.one_connection),
+    "i": ("(i) most req/s with p99 under 10 ms", figures_peer.bounded_rate),
+    "j": ("(j) CPU per hit and per miss", figures_peer.cpu_per_request),
+    "k": ("(k) memory idle and steady", figures_peer.memory),
+    "l": ("(l) tracing overhead", figures_tracing.tracing_overhead),
 }
-ALIASES = {"loop_stall": "f"}
+ALIASES = {"loop_stall": "f", "tracing": "l"}
 
 
 def main(argv: list[str]) -> int:
-    """`python -m bench` measures every figure; `python -m bench f` (or `loop_stall`) only
-    those named, and then writes its report to the logs directory, not report-latest.md."""
+    """`python -m bench` measures every figure; `python -m bench f` (or `loop_stall`, or
+    `l` / `tracing`) only those named, and then writes its report to the logs directory,
+    not report-latest.md."""
     keys = [ALIASES.get(a, a) for a in argv]
     unknown = [a for a, k in zip(argv, keys, strict=True) if k not in FIGURES]
     if unknown:
-        print(f"usage: python -m bench [{' '.join(FIGURES)} | loop_stall ...]; "
+        print(f"usage: python -m bench [{' '.join(FIGURES)} | loop_stall | tracing ...]; "
               f"unknown: {' '.join(unknown)}", file=sys.stderr)
         return 2
     chosen = {k: FIGURES[k] for k in FIGURES if not keys or k in keys}

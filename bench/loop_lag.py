@@ -129,17 +129,15 @@ def serve_app() -> Quart:
 
 
 def main(argv: list[str]) -> int:
-    import hypercorn.run
+    from ielts_service import cli, workers
 
-    from ielts_service import cli
-
-    real_run = hypercorn.run.run
+    real_run = workers.run
 
     def run(config: Any) -> int:  # `serve` sets the service's path; load ours instead
         config.application_path = "bench.loop_lag:serve_app()"
         return real_run(config)
 
-    hypercorn.run.run = run  # `cli.serve` imports it at call time
+    workers.run = run  # `cli.serve` looks it up at call time
     return cli.main(["serve", *argv])
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from bench.figures import RATE_LIMIT, REPS
 from bench.figures_model import MAX_ATTEMPTS
+from bench.figures_tracing import section_l
 from bench.report import fmt_counter
 from bench.wrk import CONNECTIONS, THREADS
 
@@ -245,10 +246,12 @@ def section_f(r: dict[str, Any]) -> tuple[list[Row], list[str]]:
 
 def build(results: dict[str, dict[str, Any]]) -> tuple[list[Row], list[str], list[str]]:
     """Rows and sections of the figures in `results` (all of them, or those chosen)."""
+    from bench.sections_peer import SECTIONS as PEER
+
     rows: list[Row] = []
     text: list[str] = []
     for key, func in (("a", section_a), ("b", section_b), ("c", section_c), ("d", section_d),
-                      ("e", section_e), ("f", section_f)):
+                      ("e", section_e), ("f", section_f), *PEER.items(), ("l", section_l)):
         if key not in results:
             continue
         r, t = func(results[key])
@@ -274,8 +277,10 @@ NOTES = (
     "the last byte of its answer. Each storm figure first sends unmeasured cold requests "
     "with a fast model (waves of 10 until both workers have served some), so one-time "
     "start-up costs of the workers are not counted.",
-    "Hypercorn's workers share one listening socket: a burst of new connections tends to be "
-    "accepted by whichever worker wakes first (see 'busiest worker share', 0.50 = even).",
+    "Each Hypercorn worker listens on its own socket (SO_REUSEPORT, ielts_service/workers.py; "
+    "the bare app runs under the same master): the kernel spreads connections over the "
+    "workers. 'Busiest worker share' is CPU, so a worker that other processes kept off a "
+    "core shows as uneven even when its connections were not.",
     "Everything shares the machine's 2 cores: the service, the load generator, Redis and "
     "the fake model, plus whatever else runs there (the 'other processes' lines).",
 )

@@ -111,9 +111,9 @@ def start_watched_service(env: dict[str, str], log_dir: Path, lag_dir: Path) -> 
 
 
 def start_bare(log_dir: Path) -> Process:
-    """bench.bare_app under `hypercorn --config hypercorn.toml --workers 2`."""
-    cmd = [str(Path(sys.executable).parent / "hypercorn"), "--config", str(HYPERCORN_TOML),
-           "--workers", str(WORKERS), "bench.bare_app:app"]
+    """bench.bare_app with hypercorn.toml and 2 workers, under the service's own master."""
+    cmd = [sys.executable, "-m", "bench.bare_app", "--config", str(HYPERCORN_TOML),
+           "--workers", str(WORKERS)]
     return _start("bare", cmd, base_env(PYTHONPATH=str(ROOT)), ROOT, log_dir,
                   "/generate-question")
 

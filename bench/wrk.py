@@ -63,15 +63,16 @@ def parse(output: str) -> dict[str, Any]:
     }
 
 
-def load(url: str, payload: dict[str, Any], seconds: float) -> dict[str, Any]:
-    """One closed-loop run of `seconds` with CONNECTIONS keep-alive connections."""
+def load(url: str, payload: dict[str, Any], seconds: float,
+         connections: int = CONNECTIONS) -> dict[str, Any]:
+    """One closed-loop run of `seconds` with `connections` keep-alive connections."""
     path = wrk_path()
     if path is None:
-        return keepalive_load(url, "/generate-question", payload, CONNECTIONS, seconds)
+        return keepalive_load(url, "/generate-question", payload, connections, seconds)
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         script = Path(tmp) / "post.lua"
         script.write_text(_lua(payload))
-        cmd = [path, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency",
+        cmd = [path, f"-t{THREADS}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
                "--timeout", "5s", "-s", str(script), url + "/generate-question"]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
     if out.returncode != 0:

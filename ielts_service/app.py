@@ -21,6 +21,7 @@ from ielts_service.guards.validation import validate_payload
 from ielts_service.observability.http import init_request_observability
 from ielts_service.observability.logging import configure_logging
 from ielts_service.observability.metrics import Metrics
+from ielts_service.observability.otel import init_tracing
 from ielts_service.observability.sentry import init_error_tracking
 from ielts_service.questions.operations import warm_once
 from ielts_service.services import EXTENSION, close_services, open_services
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> Quart:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
+    init_tracing(app, settings)  # only with an OTLP endpoint: the SDK is imported then
     init_request_observability(app, metrics)
 
     @app.before_request

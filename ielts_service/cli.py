@@ -22,10 +22,11 @@ def _settings() -> Settings:
 
 def serve(args: argparse.Namespace) -> int:
     from hypercorn.config import Config
-    from hypercorn.run import run
 
+    from ielts_service import workers
     from ielts_service.observability.logging import configure_logging
     from ielts_service.observability.multiprocess import MetricsDirInUse, instance_metrics_dir
+    from ielts_service.observability.otel import missing_packages
     from ielts_service.questions.prompts import PromptError
 
     # The master process only checks and forks: it imports no model or Redis client, so
@@ -33,6 +34,9 @@ def serve(args: argparse.Namespace) -> int:
     from ielts_service.questions.prompts.store import PromptStore
 
     settings = _settings()  # fail fast, in the parent, with one clear line
+    if (missing := missing_packages(settings)) is not None:
+        print(f"ielts-service: configuration error: {missing}", file=sys.stderr)
+        return 2
     try:
         PromptStore(settings.prompts_dir, required=settings.ai_provider != "bank").load()
     except PromptError as exc:
@@ -55,9 +59,12 @@ def serve(args: argparse.Namespace) -> int:
         with instance_metrics_dir(settings.prometheus_multiproc_dir) as metrics_dir:
             # Workers inherit the environment: they all write to this instance's directory.
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-            return run(config)
+            return workers.run(config)
     except MetricsDirInUse as exc:
         print(f"ielts-service: PROMETHEUS_MULTIPROC_DIR: {exc}", file=sys.stderr)
+        return 2
+    except workers.AddressInUse as exc:
+        print(f"ielts-service: {exc}", file=sys.stderr)
         return 2
 
 

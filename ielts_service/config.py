@@ -27,10 +27,9 @@ from pydantic import (
     model_validator,
 )
 
-from ielts_service.redis_config import parse_sentinels, redis_problem
+from ielts_service.redis_config import ReadableFile, RedisMode, Sentinels, check_redis
 
 Provider = Literal["azure", "openai", "bank"]
-RedisMode = Literal["standalone", "cluster", "sentinel"]
 
 # Values people paste from examples; refusing them beats a confusing 401 later.
 _PLACEHOLDERS = {"changeme", "change-me", "your-key", "your-api-key", "xxx", "<key>", "secret"}
@@ -72,11 +71,11 @@ class Settings(BaseModel):
 
     redis_url: SecretStr | None = None  # may carry a password
     redis_mode: RedisMode = "standalone"
-    redis_sentinels: tuple[tuple[str, int], ...] = ()  # host:port,... for REDIS_MODE=sentinel
+    redis_sentinels: Sentinels = ()  # host:port,... for REDIS_MODE=sentinel
     redis_sentinel_master: str | None = None  # the name the sentinels monitor
-    redis_ca_file: Path | None = None  # the CA that signed a TLS Redis's certificate
-    redis_cert_file: Path | None = None  # a client certificate, when Redis asks for one
-    redis_key_file: Path | None = None  # its private key
+    redis_ca_file: ReadableFile | None = None  # the CA that signed a TLS Redis's certificate
+    redis_cert_file: ReadableFile | None = None  # a client certificate, when Redis asks for one
+    redis_key_file: ReadableFile | None = None  # its private key
     redis_timeout_seconds: float = Field(0.5, gt=0, le=10)
     prompts_dir: Path = Path("prompts")
     prompts_reload_seconds: float = Field(1.0, ge=0, le=3600)  # 0: no hot reload
@@ -126,24 +125,24 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     sentry_dsn: SecretStr | None = None  # set: unhandled exceptions go to Sentry
+    # OpenTelemetry traces (the standard variables): on when an OTLP endpoint is set.
+    otel_exporter_otlp_endpoint: str | None = None  # base URL; traces go to {it}/v1/traces
+    otel_exporter_otlp_traces_endpoint: str | None = None  # the full traces URL, as given
+    otel_exporter_otlp_headers: SecretStr | None = None  # key=value,... (often an API key)
+    otel_exporter_otlp_protocol: Literal["http/protobuf"] = "http/protobuf"
+    otel_service_name: str = Field("ielts-service", min_length=1, max_length=200)
+    otel_resource_attributes: str | None = None  # key=value,... e.g. deployment.environment=prod
+    otel_traces_sampler: Literal["always_on", "always_off", "traceidratio",
+                                 "parentbased_always_on", "parentbased_always_off",
+                                 "parentbased_traceidratio"] = "parentbased_always_on"
+    otel_traces_sampler_arg: float = Field(1.0, ge=0, le=1)  # the ratio of the *ratio samplers
+    otel_sdk_disabled: bool = False  # true: no tracing even with an endpoint
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(o.strip() for o in value.split(",") if o.strip())
-        return value
-
-    @field_validator("redis_sentinels", mode="before")
-    @classmethod
-    def _sentinels(cls, value: object) -> object:
-        return parse_sentinels(value) if isinstance(value, str) else value
-
-    @field_validator("redis_ca_file", "redis_cert_file", "redis_key_file")
-    @classmethod
-    def _readable(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_file():
-            raise ValueError("no such file")
         return value
 
     @field_validator("client_api_keys", mode="before")
@@ -167,7 +166,8 @@ class Settings(BaseModel):
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
 
-    @field_validator("azure_openai_endpoint", "openai_base_url")
+    @field_validator("azure_openai_endpoint", "openai_base_url", "otel_exporter_otlp_endpoint",
+                     "otel_exporter_otlp_traces_endpoint")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
@@ -198,6 +198,15 @@ class Settings(BaseModel):
             raise ValueError("must look like https://PUBLIC_KEY@HOST/PROJECT_ID")
         return value
 
+    @field_validator("otel_exporter_otlp_headers", "otel_resource_attributes")
+    @classmethod
+    def _key_values(cls, value: SecretStr | str | None) -> SecretStr | str | None:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is not None and any("=" not in pair or not pair.split("=", 1)[0].strip()
+                                   for pair in raw.split(",") if pair.strip()):
+            raise ValueError("must be key=value pairs separated by commas")
+        return value
+
     @model_validator(mode="after")
     def _provider_needs(self) -> Settings:
         required = {
@@ -210,11 +219,7 @@ class Settings(BaseModel):
                 raise ValueError(f"{name.upper()} is required when AI_PROVIDER={self.ai_provider}")
         return self
 
-    @model_validator(mode="after")
-    def _redis_topology(self) -> Settings:
-        if problem := redis_problem(self):
-            raise ValueError(problem)
-        return self
+    check_redis_settings = model_validator(mode="after")(check_redis)  # redis_config.py
 
     @property
     def model_name(self) -> str:
@@ -225,6 +230,27 @@ class Settings(BaseModel):
             return self.openai_model or ""
         return "bank"
 
+    @property
+    def traces_endpoint(self) -> str | None:
+        """Where spans are sent (OTLP/HTTP), or None: tracing off, the SDK never imported."""
+        if self.otel_sdk_disabled:
+            return None
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return self.otel_exporter_otlp_endpoint + "/v1/traces"
+        return None
+
+    def otlp_headers(self) -> dict[str, str]:
+        """OTEL_EXPORTER_OTLP_HEADERS as a dict (values percent-decoded, as the spec says)."""
+        raw = self.otel_exporter_otlp_headers
+        return _key_value_pairs(raw.get_secret_value() if raw is not None else None)
+
+    def resource_attributes(self) -> dict[str, str]:
+        """OTEL_RESOURCE_ATTRIBUTES as a dict; OTEL_SERVICE_NAME wins for service.name."""
+        return {**_key_value_pairs(self.otel_resource_attributes),
+                "service.name": self.otel_service_name}
+
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redactor."""
         secrets = (self.azure_openai_api_key, self.openai_api_key, self.admin_token,
@@ -233,7 +259,12 @@ class Settings(BaseModel):
         if self.redis_url is not None:
             password = urlsplit(self.redis_url.get_secret_value()).password
             values += [password, unquote(password)] if password else []
-        return values
+        return values + list(self.otlp_headers().values())
+
+
+def _key_value_pairs(raw: str | None) -> dict[str, str]:
+    pairs = (p.split("=", 1) for p in (raw or "").split(",") if p.strip())
+    return {unquote(k.strip()): unquote(v.strip()) for k, v in pairs}
 
 
 def _default_provider(values: Mapping[str, str]) -> str:

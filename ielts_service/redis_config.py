@@ -5,15 +5,20 @@ password). Defaults stay in config.py."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BeforeValidator
 
 if TYPE_CHECKING:
     from ielts_service.config import Settings
 
 
-def parse_sentinels(value: str) -> tuple[tuple[str, int], ...]:
+def parse_sentinels(value: object) -> object:
     """`host:port,...` (IPv6 as `[::1]:26379`) as (host, port) pairs."""
+    if not isinstance(value, str):
+        return value
     found = []
     for entry in (e.strip() for e in value.split(",") if e.strip()):
         host, _, port = entry.rpartition(":")
@@ -21,6 +26,24 @@ def parse_sentinels(value: str) -> tuple[tuple[str, int], ...]:
             raise ValueError("entries must be host:port, comma-separated")
         found.append((host.strip("[]"), int(port)))
     return tuple(found)
+
+
+def _readable(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError("no such file")
+    return path
+
+
+RedisMode = Literal["standalone", "cluster", "sentinel"]
+Sentinels = Annotated[tuple[tuple[str, int], ...], BeforeValidator(parse_sentinels)]
+ReadableFile = Annotated[Path, AfterValidator(_readable)]
+
+
+def check_redis(settings: Settings) -> Settings:
+    """Settings' model validator: a bad combination is one line naming the variable."""
+    if problem := redis_problem(settings):
+        raise ValueError(problem)
+    return settings
 
 
 def redis_problem(settings: Settings) -> str | None:

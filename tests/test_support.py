@@ -46,7 +46,8 @@ def item_ok(part: int, item: dict[str, Any]) -> bool:
             return False
         return part == 1 or not any("your" in q.lower() or "you ever" in q.lower() for q in qs)
     bullets, follow = item.get("bullets", []), item.get("follow_ups", [])
-    return (item.get("title", "").startswith("Describe ") and len(bullets) == 3
+    return (item.get("type") in ("person", "place", "object", "event", "activity")
+            and item.get("title", "").startswith("Describe ") and len(bullets) == 3
             and all(b.split()[0].lower() in STARTS and "?" not in b for b in bullets)
             and item.get("explain", "").startswith("and explain ")
             and len(follow) == 1 and follow[0].endswith("?"))

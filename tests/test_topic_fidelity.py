@@ -55,8 +55,12 @@ BROAD = [
     ("hometown", 1, ("my hometown", "Home town", "HOMETOWN.")),
     ("science and technology", 3, ("Technology", "science & technology", "tech")),
 ]
-BANK_AREAS = {area["name"]: area for area in json.loads(
-    resources.files("ielts_service.questions").joinpath("bank.json").read_text())["topics"]}
+RAW_AREAS = json.loads(
+    resources.files("ielts_service.questions").joinpath("bank.json").read_text())["topics"]
+# As served: each card carries the Part 3 sets written for it (see questions/bank.py).
+BANK_AREAS = {area["name"]: {
+    **area, "part2": [{k: v for k, v in card.items() if k != "part3"} for card in area["part2"]],
+    "part3": [s for card in area["part2"] for s in card["part3"]]} for area in RAW_AREAS}
 
 
 def ask(server: Server, topic: str, part: int) -> tuple[int, dict[str, Any]]:
@@ -126,7 +130,7 @@ def test_with_the_model_down_a_subject_the_bank_lacks_is_503_never_another_subje
 # ------------------------------------------------------------------ the offline bank
 def on_subject(part: int, item: dict[str, Any], about: tuple[str, ...]) -> bool:
     """Part 2: the card's title names the subject; Part 1: the set's questions do; Part 3:
-    the set is a discussion of an area holding a card that names it."""
+    the set is a discussion written for a card that names it."""
     def names(text: str) -> bool:
         return all(word in text.lower() for word in about)
 
@@ -134,8 +138,8 @@ def on_subject(part: int, item: dict[str, Any], about: tuple[str, ...]) -> bool:
         return names(item["title"])
     if part == 1:
         return names(" ".join(item["questions"]))
-    return any(item in area["part3"] and any(names(card["title"]) for card in area["part2"])
-               for area in BANK_AREAS.values())
+    return any(item in card["part3"] and names(card["title"])
+               for area in RAW_AREAS for card in area["part2"])
 
 
 def check_unavailable(server: Server, status: int, body: dict[str, Any], part: int) -> None:

@@ -94,9 +94,11 @@ def init_security(app: Quart, settings: Settings) -> None:
     @app.after_request
     async def _security_headers(response: Response) -> Response:
         headers = response.headers
-        # One pass instead of a setdefault per header (each scans the list): only a route
-        # with a page of its own (/docs) sets a Content-Security-Policy first.
-        headers.extend((k, v) for k, v in _DEFAULTS if k not in headers)
+        # One pass instead of a setdefault per header (each scans the list, and werkzeug's
+        # `in` raises and catches an exception per absent header): only a route with a page
+        # of its own (/docs) sets a Content-Security-Policy first.
+        present = {key.lower() for key, _ in headers.items()}
+        headers.extend((k, v) for k, v in _DEFAULTS if k.lower() not in present)
         return response
 
     if settings.cors_origins:

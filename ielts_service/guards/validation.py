@@ -12,7 +12,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from quart import current_app, g, request
+from quart import g
+from quart.globals import request_ctx
+from quart.wrappers import Request
 
 from ielts_service.errors import APIError
 from ielts_service.guards.schemas import problem
@@ -50,7 +52,7 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
-async def _json_body() -> object:
+async def _json_body(request: Request) -> object:
     body = await request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH, early
     if not body.strip():
         return {}
@@ -63,7 +65,7 @@ async def _json_body() -> object:
         raise APIError.of("invalid_json", "the body is not valid JSON") from None
 
 
-def _query() -> dict[str, Any]:
+def _query(request: Request) -> dict[str, Any]:
     values: dict[str, Any] = dict(request.args.items())
     part = values.get("part")
     if isinstance(part, str) and part.isascii() and part.isdigit():
@@ -73,10 +75,11 @@ def _query() -> dict[str, Any]:
 
 async def validate_payload() -> None:
     """before_request: parse and validate the payload of views that declare one."""
-    model = payload_model(current_app.view_functions.get(request.endpoint or ""))
+    request = request_ctx.request  # the object itself: no context lookup per attribute
+    model = payload_model(request_ctx.app.view_functions.get(request.endpoint or ""))
     if model is None or request.method == "OPTIONS":  # a preflight has no payload
         return
-    raw = await _json_body() if request.method == "POST" else _query()  # GET and HEAD
+    raw = await _json_body(request) if request.method == "POST" else _query(request)
     if not isinstance(raw, dict):
         raise APIError.of("invalid_payload", "the body must be a JSON object",
                           details=[{"field": "body", "problem": "must be a JSON object"}])

@@ -46,6 +46,7 @@ from ielts_service.llm.retry import (
     wait_advertised_or_backoff,
 )
 from ielts_service.llm.stream import PartialStream, StreamRecord, read_items
+from ielts_service.observability import tracing
 from ielts_service.observability.metrics import Metrics
 
 log = structlog.get_logger("ielts_service.model")
@@ -64,6 +65,8 @@ class _Attempt:
     completion_tokens: int | None = None
     status_code: int | None = None
     stream: StreamRecord | None = None  # set when the answer is streamed
+    response: tuple[str, str, list[str]] | None = None  # model, id, finish reasons (whole)
+    trace: dict[str, str] | None = None  # the attempt span's ids, for its ai_call line
 
 
 class ModelClient:
@@ -100,6 +103,8 @@ class ModelClient:
             if completion.usage is not None:
                 record.prompt_tokens = completion.usage.prompt_tokens
                 record.completion_tokens = completion.usage.completion_tokens
+            record.response = (completion.model, completion.id,
+                               [str(c.finish_reason) for c in completion.choices])
             return parse(payload_of(completion))
 
         return await self._retried(call, deadline, send, admit)
@@ -201,42 +206,51 @@ class ModelClient:
         broken_body = False
         started = time.monotonic()
         error: BaseException | None = None
-        try:
-            # The SDK's documented raw `post` sends the same request as
-            # `chat.completions.create` (Azure's deployment path included) without
-            # re-walking our already-plain body through its typed transforms, which cost
-            # more CPU than the rest of a cold request.
-            async with asyncio.timeout(remaining):
-                return await send(record, remaining)
-        except PartialStream as exc:  # items went out: keep them, count the rest as failed
-            error = exc.cause
-            return cast(T, exc.delivered)
-        except json.JSONDecodeError:
-            # The SDK raises this bare when a 200 carries a truncated or broken body.
-            broken_body = True
-            error = InvalidOutput("response body is not JSON")
-            raise error from None
-        except TimeoutError:
-            error = TimeoutError()
-            if record.stream is not None and record.stream.delivered:
-                return cast(T, record.stream.delivered)  # the deadline cut a stream short
-            raise DeadlineExceeded() from None
-        except asyncio.CancelledError as exc:  # the client left and nobody shares this call
-            error = exc
-            raise
-        except Exception as exc:
-            error = exc
-            if is_content_filter_error(exc):
-                error = ContentFiltered()
+        url = self._client.base_url
+        with tracing.span(f"chat {self.model}", tracing.genai_request(
+                self.provider, self.model, call.part, call.prompt_version, attempt=record.number,
+                temperature=self.temperature if call.temperature is None else call.temperature,
+                max_tokens=call.max_tokens, server=(url.host, url.port)), kind="client") as span:
+            try:
+                # The SDK's documented raw `post` sends the same request as
+                # `chat.completions.create` (Azure's deployment path included) without
+                # re-walking our already-plain body through its typed transforms, which cost
+                # more CPU than the rest of a cold request.
+                async with asyncio.timeout(remaining):
+                    return await send(record, remaining)
+            except PartialStream as exc:  # items went out: keep them, count the rest as failed
+                error = exc.cause
+                return cast(T, exc.delivered)
+            except json.JSONDecodeError:
+                # The SDK raises this bare when a 200 carries a truncated or broken body.
+                broken_body = True
+                error = InvalidOutput("response body is not JSON")
                 raise error from None
-            raise
-        finally:
-            record.outcome = outcome_of(error)
-            self._record_health(breaker_verdict(record.outcome, full_time=full_time,
-                                                broken_body=broken_body))
-            record.latency_ms = round((time.monotonic() - started) * 1000, 1)
-            record.status_code = getattr(error, "status_code", None)
-            self._count(call.part, record)
+            except TimeoutError:
+                error = TimeoutError()
+                if record.stream is not None and record.stream.delivered:
+                    return cast(T, record.stream.delivered)  # the deadline cut a stream short
+                raise DeadlineExceeded() from None
+            except asyncio.CancelledError as exc:  # the client left and nobody shares this call
+                error = exc
+                raise
+            except Exception as exc:
+                error = exc
+                if is_content_filter_error(exc):
+                    error = ContentFiltered()
+                    raise error from None
+                raise
+            finally:
+                record.outcome = outcome_of(error)
+                self._record_health(breaker_verdict(record.outcome, full_time=full_time,
+                                                    broken_body=broken_body))
+                record.latency_ms = round((time.monotonic() - started) * 1000, 1)
+                record.status_code = getattr(error, "status_code", None)
+                self._count(call.part, record)
+                record.trace = tracing.attempt_done(
+                    span, record.outcome, tokens=(record.prompt_tokens, record.completion_tokens),
+                    response=record.stream.response if record.stream else record.response,
+                    first_item_ms=record.stream.first_item_ms if record.stream else None)
 
     def _record_health(self, success: bool | None) -> None:
         before = self.breaker.state
@@ -248,7 +262,8 @@ class ModelClient:
     def _count(self, part: int, record: _Attempt) -> None:
         labels = (self.provider, self.model, str(part), record.outcome)
         self.metrics.ai_requests.labels(*labels).inc()
-        self.metrics.ai_duration.labels(*labels).observe(record.latency_ms / 1000)
+        self.metrics.observe_ai_duration(labels, record.latency_ms / 1000,
+                                         trace_id=tracing.sampled_trace_id())
         for kind, tokens in (("prompt", record.prompt_tokens),
                              ("completion", record.completion_tokens)):
             if tokens:
@@ -274,6 +289,7 @@ class ModelClient:
             retry_wait_ms=None if wait is None else round(wait * 1000, 1),
             streamed=record.stream is not None,
             first_item_ms=record.stream.first_item_ms if record.stream is not None else None,
+            **(record.trace or {}),
         )
 
 

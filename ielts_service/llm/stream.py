@@ -74,6 +74,16 @@ class StreamRecord:
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.delivered = 0  # items handed on so far
+        self.model: str | None = None  # the answering model and the response id, as chunks say
+        self.response_id: str | None = None
+        self.finish_reasons: list[str] = []
+
+    @property
+    def response(self) -> tuple[str, str, list[str]] | None:
+        """(model, id, finish reasons) for the attempt's trace, once a chunk has come."""
+        if self.model is None or self.response_id is None:
+            return None
+        return self.model, self.response_id, self.finish_reasons
 
 
 async def read_items(stream: AsyncStream[ChatCompletionChunk],
@@ -95,10 +105,13 @@ async def read_items(stream: AsyncStream[ChatCompletionChunk],
 
     try:
         async for chunk in stream:
+            record.model, record.response_id = chunk.model, chunk.id
             if chunk.usage is not None:
                 record.prompt_tokens = chunk.usage.prompt_tokens
                 record.completion_tokens = chunk.usage.completion_tokens
             for choice in chunk.choices:
+                if choice.finish_reason:
+                    record.finish_reasons.append(choice.finish_reason)
                 if choice.finish_reason == "content_filter" or choice.delta.refusal:
                     raise ContentFiltered()
                 if choice.delta.content:

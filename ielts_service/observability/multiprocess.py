@@ -24,7 +24,7 @@ def instance_metrics_dir(configured: Path | None) -> Iterator[Path]:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise MetricsDirInUse(f"{path} is in use by another running instance") from None
-        for stale in path.glob("*.db"):
+        for stale in (*path.glob("*.db"), *path.glob("exemplars_*.json")):
             stale.unlink()
         try:
             yield path

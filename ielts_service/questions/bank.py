@@ -6,8 +6,27 @@ be reached. `bank.json` ships inside the package; every item passes the validato
 Which items a topic may be served (the README's "Bank matching"): text that is, once
 normalised, an area's name or one of its aliases *is* that area, and gets any of its items.
 Other text is more specific: it gets the cards whose title names every content word of it,
-and in Part 3 the discussion sets of those cards' areas. Part 1 sets are written for an
+and in Part 3 the discussion sets written for those cards. Part 1 sets are written for an
 area, so a specific topic has none. The bank never stands in with another subject.
+
+`bank.json` is `{"version": 1, "topics": [AREA, ...]}`, one AREA per topic area:
+
+    {"name": "travel and holidays", "category": "everyday life",
+     "card_types": ["place", "event"],      # the types of its cards (the catalogue shows them)
+     "keywords": ["travel", ...],           # words that bring the area up in suggestions
+     "aliases": ["travelling", "trips", ...],  # phrasings that mean the area (`Bank.match`)
+     "part1": [{"questions": [...]}, ...],  # Part 1 sets
+     "part2": [                             # cue cards, each with the Part 3 written for it
+       {"type": "place", "title": "Describe ...", "bullets": [...],
+        "explain": "and explain ...", "follow_ups": [...],
+        "part3": [{"questions": [...]}, ...]},
+       ...]}
+
+A card's `type` is one of `items.CARD_TYPES`. Part 3 belongs to a card, as in the test: a
+mock test serves the card's own sets after it; a Part 3 request on the area draws from all
+of the area's, one on a card's subject from that card's. To deepen the bank, add sets to `part1`, cards to `part2` (their types listed in
+`card_types`) and sets to a card's `part3`; tests/questions/test_bank.py checks every item
+against the validators and the whole bank for near-duplicates.
 """
 
 from __future__ import annotations
@@ -21,7 +40,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from ielts_service.questions.items import Item
+from ielts_service.questions.items import CARD_FIELDS, Item, item_id
 from ielts_service.questions.topics import normalise_topic, words
 
 Stems = frozenset[str]
@@ -34,7 +53,26 @@ class BankTopic:
     card_types: tuple[str, ...]
     keywords: tuple[str, ...]
     aliases: tuple[str, ...]  # phrasings that mean the area itself: they share its pools
-    items: dict[int, list[Item]]
+    items: dict[int, list[Item]]  # Part 3: every card's sets
+    part3_by_card: dict[str, list[Item]]  # a card's id: the Part 3 sets written for it
+
+    def part3_for(self, card_id: str | None) -> list[Item]:
+        """The Part 3 sets written for the card `card_id`; all the area's for another card."""
+        return self.part3_by_card.get(card_id or "") or self.items[3]
+
+
+def _area(raw: dict[str, Any]) -> BankTopic:
+    """One topic area of bank.json (see the module's docstring)."""
+    cards = [{key: entry[key] for key in CARD_FIELDS} for entry in raw["part2"]]
+    linked = {item_id(2, card): list(entry["part3"])
+              for card, entry in zip(cards, raw["part2"], strict=True)}
+    if set(raw["card_types"]) != {card["type"] for card in cards}:
+        raise ValueError(f"bank.json: {raw['name']}: card_types must list its cards' types")
+    part3 = [questions for sets in linked.values() for questions in sets]
+    return BankTopic(name=raw["name"], category=raw["category"],
+                     card_types=tuple(raw["card_types"]), keywords=tuple(raw["keywords"]),
+                     aliases=tuple(raw.get("aliases", ())),
+                     items={1: raw["part1"], 2: cards, 3: part3}, part3_by_card=linked)
 
 
 class TopicUnavailable(Exception):
@@ -113,6 +151,7 @@ class Bank:
         self.topics = topics
         self.version = version
         self._phrases = [(phrase(p), t) for t in topics for p in (t.name, *t.aliases)]
+        self._written_for = {card: sets for t in topics for card, sets in t.part3_by_card.items()}
         self._titles = {t.name: [_vocabulary(card["title"]) for card in t.items[2]]
                         for t in topics}
         self._names = {t.name: _vocabulary(" ".join((t.name, *t.aliases, *t.keywords)))
@@ -127,17 +166,7 @@ class Bank:
         if raw is None:
             raw = resources.files("ielts_service.questions").joinpath("bank.json").read_bytes()
         data: dict[str, Any] = json.loads(raw)
-        topics = [
-            BankTopic(
-                name=t["name"],
-                category=t["category"],
-                card_types=tuple(t["card_types"]),
-                keywords=tuple(t["keywords"]),
-                aliases=tuple(t.get("aliases", ())),
-                items={1: t["part1"], 2: t["part2"], 3: t["part3"]},
-            )
-            for t in data["topics"]
-        ]
+        topics = [_area(t) for t in data["topics"]]
         return cls(topics, "bank-" + hashlib.sha256(raw).hexdigest()[:12])
 
     def match(self, topic: str) -> BankTopic | None:
@@ -156,24 +185,28 @@ class Bank:
         for area in self.topics:
             cards = [card for card, title in zip(area.items[2], self._titles[area.name],
                                                  strict=True) if _covers(title, wanted)]
-            found += (cards if part == 2 else area.items[3]) if cards else []
+            found += cards if part == 2 else [questions for card in cards
+                                              for questions in area.part3_for(item_id(2, card))]
         return found
 
-    def items_for(self, topic: str, part: int) -> tuple[str, list[Item]] | None:
-        """The topic honoured and the items on it, or None when the bank has none."""
+    def items_for(self, topic: str, part: int,
+                  card: Item | None = None) -> tuple[str, list[Item]] | None:
+        """The topic honoured and the items on it, or None when the bank has none; a Part 3
+        after one of the bank's cards (`card`) gets the sets written for that card."""
         area = self.match(topic)
         if area is not None:
-            return area.name, area.items[part]
+            return area.name, self.written_for(card) or area.items[part]
         found = self.on_subject(topic, part)
-        return (normalise_topic(topic), found) if found else None
+        return (normalise_topic(topic), self.written_for(card) or found) if found else None
 
-    def choose(self, topic: str | None, part: int) -> tuple[str, list[Item]]:
+    def choose(self, topic: str | None, part: int,
+               card: Item | None = None) -> tuple[str, list[Item]]:
         """Bank mode: `items_for` the topic, or TopicUnavailable naming the closest catalogue
         topics; without a topic, a drawn area's."""
         if topic is None:
             area = self.random_topic()
             return area.name, area.items[part]
-        found = self.items_for(topic, part)
+        found = self.items_for(topic, part, card)
         if found is None:
             raise TopicUnavailable(self.suggestions(topic))
         return found
@@ -233,6 +266,10 @@ class Bank:
 
     def random_topic(self, rng: random.Random | None = None) -> BankTopic:
         return (rng or random).choice(self.topics)
+
+    def written_for(self, card: Item | None) -> list[Item]:
+        """The Part 3 sets written for `card`; none when it is not one of the bank's cards."""
+        return self._written_for.get(item_id(2, card), []) if card else []
 
 
 @functools.lru_cache(maxsize=8192)

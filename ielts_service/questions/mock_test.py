@@ -1,4 +1,4 @@
-"""A whole Speaking test: three Part 1 topics, one cue card, and Part 3 on the card's theme."""
+"""A whole Speaking test: three Part 1 topics, one cue card, and Part 3 written for that card."""
 
 from __future__ import annotations
 
@@ -44,8 +44,10 @@ async def mock_test(
     part1 = await asyncio.gather(*(service.question(t, 1, session_id, deadline, payer)
                                  for t in openers))
     part2 = await part2_task
-    # Part 3 discusses the card's theme: the same (normalised) topic as the card.
-    part3 = await service.question(part2["topic"], 3, session_id, deadline, payer)
+    # Part 3 is written for the card just served (the bank: the sets written for it), on
+    # the card's (normalised) topic.
+    part3 = await service.question(part2["topic"], 3, session_id, deadline, payer,
+                                   card=part2["cue_card"])
     part3["linked_to"] = part2["id"]
     ids = [p["id"] for p in (*part1, part2, part3)]
     return {

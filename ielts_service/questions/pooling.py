@@ -9,6 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import structlog
+
 from ielts_service.deadline import Deadline
 from ielts_service.llm.client import ModelClient
 from ielts_service.observability.metrics import Metrics
@@ -21,10 +23,13 @@ from ielts_service.questions.validators import (
     accept_items,
     fingerprint,
     parse_answer,
+    unlike,
 )
 from ielts_service.state.flight import SingleFlight
 from ielts_service.state.pools import LocalPools, Pool, PoolStore, StoreError
 from ielts_service.state.quota import Allowance, Payer
+
+log = structlog.get_logger("ielts_service.questions")
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class PoolMaker:
             return None
         if pool is not None and (self.store.backend != "memory" or not pool.items):
             # What another process wrote is data, not items: a bad item costs a call, not a 500.
-            items, rejected = accept_items(part, pool.items)
+            items, rejected = accept_items(part, pool.items, dedupe=False)  # de-duplicated once
             self.rejected(part, rejected)
             pool = Pool(items, pool.fresh_until) if items else None
         if pool is not None:
@@ -82,13 +87,14 @@ class PoolMaker:
         self, key: str, topic: str, prompt: PromptSet, deadline: Deadline, pool: list[Item],
         payer: Payer, *, replace: bool = False,
     ) -> list[Item]:
-        """One model call; its new items join (or replace) the pool. Returns the new items."""
+        """One model call, shown `pool`; its new items join (or replace) the pool (items that
+        nearly repeat it are dropped). Returns the new items."""
         assert self.model is not None
-        call = prompt.call(topic, prompt.items or self.settings.size)
+        call = prompt.call(topic, prompt.items or self.settings.size, pool)
         batch = await self.model.generate(
             call, lambda payload: parse_answer(prompt.part, payload, self.rejected), deadline,
             payer.admission(self.quota))
-        fresh = await self.claim(prompt, batch.items)
+        fresh = await self.claim(prompt, unlike(prompt.part, batch.items, pool, self.rejected))
         if not fresh and not pool:
             fresh = batch.items  # all seen elsewhere: still better than nothing
         items = (fresh or pool) if replace else pool + fresh
@@ -127,8 +133,9 @@ class PoolMaker:
             return pool.items if pool and not pool.stale else None
 
         async def produce() -> list[Item]:
+            stale = await self.cached(key, prompt.part, count=False)  # shown: write others
             return await self.generate(key, topic, prompt, deadline or self.refill_deadline(),
-                                       [], payer, replace=True)
+                                       stale.items if stale else [], payer, replace=True)
 
         await self.flight.run(key, fresh, produce, deadline or self.refill_deadline())
 
@@ -147,6 +154,9 @@ class PoolMaker:
     def rejected(self, part: int, problems: list[Problem]) -> None:
         for problem in problems:
             self.metrics.items_rejected.labels(str(part), problem.code).inc()
+        if problems:
+            log.info("ai_items_rejected", part=part, rejected=len(problems),
+                     reasons=[f"{problem.code}: {problem}" for problem in problems])
 
     async def claim(self, prompt: PromptSet, items: list[Item]) -> list[Item]:
         """Drop items whose text another pool (or this one) already holds."""

@@ -5,7 +5,7 @@ checked again: a store holds data); else one model call whose valid items become
 pool, streamed so the first student gets the first item the model writes; if the model
 cannot be reached, the bank's items on the same topic (`degraded`), and only when there
 are none, `NoQuestion`. A session that has seen a whole pool gets the pool widened by
-another call, not a repeat. The topic is never swapped for another: text that names a
+another call, not a repeat. A mock test's Part 3 is written for its card. The topic is never swapped for another: text that names a
 catalogue area shares the area's pools; any other text keeps its own, and the model is
 asked about it (see `bank.pool_topic`). With no model, a topic the bank has nothing on
 is `TopicUnavailable`. Every model attempt a request causes (and the refills it starts)
@@ -66,21 +66,22 @@ class QuestionService:
 
     async def question(
         self, topic: str | None, part: int, session_id: str | None, deadline: Deadline,
-        payer: Payer = OPERATOR,
+        payer: Payer = OPERATOR, card: Item | None = None,
     ) -> dict[str, Any]:
-        """The `data` of a /generate-question answer."""
+        """The `data` of a /generate-question answer; a Part 3 is written for `card`, if any."""
         reject_avoided(topic)
+        card = card if part == 3 else None
         if self.model is None:
-            return await self._serve_bank(*self.bank.choose(topic, part), part, session_id,
+            return await self._serve_bank(*self.bank.choose(topic, part, card), part, session_id,
                                           degraded=False)
         norm = pool_topic(self.bank, topic) if topic else self.bank.random_topic().name
-        prompt = self.prompts.current[part]
-        key = pool_key(part, norm, prompt.version, self.model.model)
+        prompt = self.prompts.current[part].for_card(card)  # the card's own pool and prompt
+        key = pool_key(part, prompt.pool_name(norm), prompt.version, self.model.model)
         pool = await self.pools.cached(key, part)
         if pool is None:
             if not payer.fresh:
-                return await self._fallback(norm, part, session_id, NotCached(norm))
-            return await self._cold(key, norm, prompt, session_id, deadline, payer)
+                return await self._fallback(norm, part, session_id, NotCached(norm), card)
+            return await self._cold(key, norm, prompt, session_id, deadline, payer, card)
         if pool.stale and payer.fresh:
             self.background.spawn(key, "refill",
                                   lambda: self.pools.refill(key, norm, prompt, payer))
@@ -104,7 +105,7 @@ class QuestionService:
 
     async def _cold(
         self, key: str, topic: str, prompt: PromptSet, session_id: str | None, deadline: Deadline,
-        payer: Payer,
+        payer: Payer, card: Item | None = None,
     ) -> dict[str, Any]:
         """A miss: one model call for everyone missing this pool (single-flight). A client
         past its quota is answered without joining (or starting) the call."""
@@ -127,7 +128,7 @@ class QuestionService:
             with waiting("model"):  # also when another request's call is the one we wait on
                 items, produced = await self.flight.run(key, landed, produce, deadline)
         except (ModelUnavailable, DeadlineExceeded, QuotaExhausted) as exc:
-            return await self._fallback(topic, prompt.part, session_id, exc)
+            return await self._fallback(topic, prompt.part, session_id, exc, card)
         return await self._serve(key, topic, prompt, items, session_id,
                                  "ai" if produced else "cache")
 
@@ -202,9 +203,10 @@ class QuestionService:
                        prompt_version=self.bank.version)
 
     async def _fallback(
-        self, topic: str, part: int, session_id: str | None, exc: Exception
+        self, topic: str, part: int, session_id: str | None, exc: Exception,
+        card: Item | None = None,
     ) -> dict[str, Any]:
-        found = self.bank.items_for(topic, part)
+        found = self.bank.items_for(topic, part, card)
         if not isinstance(exc, NotCached):  # a GET's answer from the bank is by design
             log.warning("ai_fallback", reason=str(exc) or type(exc).__name__,
                         served="bank" if found else "nothing")

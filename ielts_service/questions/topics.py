@@ -1,27 +1,17 @@
-"""Topics: cleaning what a student typed, the key form used for pools, and topics the test avoids."""
+"""Topics: cleaning what a student typed, the key form used for pools, and refusing topics
+the test avoids (the themes and their check are in `avoided`)."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 
+from ielts_service.questions.avoided import is_avoided
+
 # Bidirectional overrides and isolates can disguise text; other format characters
 # (joiners used by many scripts) are kept.
 _BIDI_CONTROLS = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _LEADING_WORDS = re.compile(r"^(?:(?:a|an|the|my|your|about|describe)\s+)+")
-
-# The public test description's avoided areas (see IELTS.md), as words and phrases.
-AVOIDED = frozenset({
-    "politics", "political", "politician", "election", "elections", "vote", "voting",
-    "president", "prime minister", "parliament", "government", "democracy", "communism",
-    "religion", "religious", "god", "gods", "church", "mosque", "synagogue", "bible", "quran",
-    "christmas", "easter", "ramadan", "eid", "diwali", "hanukkah", "prayer",
-    "race", "racism", "racist", "ethnicity", "sex", "sexual", "sexuality", "porn", "dating",
-    "alcohol", "beer", "wine", "vodka", "drunk", "drug", "drugs", "cocaine", "cannabis",
-    "marijuana", "heroin", "war", "wars", "military", "army", "weapon", "weapons", "gun",
-    "guns", "terrorism", "terrorist", "bomb", "genocide", "trauma", "abuse", "death", "dying",
-    "funeral", "suicide", "self harm", "self-harm", "murder", "kill", "killing", "nazi",
-})
 
 
 def clean_topic(text: str) -> str:
@@ -47,15 +37,6 @@ def normalise_topic(text: str) -> str:
 
 def words(text: str) -> list[str]:
     return re.findall(r"[\w-]+", text.casefold())
-
-
-def is_avoided(topic: str) -> bool:
-    """True when the topic touches an area the test avoids (whole words or phrases)."""
-    tokens = words(topic)
-    joined = f" {' '.join(tokens)} "
-    return any(t in AVOIDED for t in tokens) or any(
-        f" {phrase} " in joined for phrase in AVOIDED if " " in phrase
-    )
 
 
 class TopicRejected(Exception):

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from ielts_service.observability import tracing
+
 log = structlog.get_logger("ielts_service.background")
 
 
@@ -35,13 +37,17 @@ class BackgroundTasks:
     @staticmethod
     async def _run(kind: str, origin: str | None, work: Callable[[], Awaitable[object]]) -> None:
         structlog.contextvars.bind_contextvars(background=kind, origin_request_id=origin)
-        try:
-            await work()
-            log.info("background_done")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # logged and dropped: a refill failing is not fatal
-            log.warning("background_failed", error=type(exc).__name__, detail=str(exc)[:200])
+        # Its own trace, linked to the request that caused it (which has answered by now).
+        with tracing.span(f"background {kind}", new_trace=True) as span:
+            try:
+                await work()
+                log.info("background_done")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # logged and dropped: a refill failing is not fatal
+                span.fail(type(exc).__name__)
+                log.warning("background_failed", error=type(exc).__name__,
+                            detail=str(exc)[:200])
 
     async def close(self) -> None:
         """Cancel whatever still runs and wait for it to stop."""

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from ielts_service.deadline import Deadline, DeadlineExceeded
+from ielts_service.observability import tracing
 from ielts_service.state.feed import Feed
 from ielts_service.state.redis import Client, SharedRedis, StoreError, tag_of
 from ielts_service.state.wakeup import PREFIX, Wakeups, ready_channel
@@ -68,12 +69,14 @@ class SingleFlight:
     ) -> tuple[T, bool]:
         shared = self._local.get(key)
         produced = shared is None
-        if shared is None:
-            shared = asyncio.ensure_future(self._distributed(key, load, produce, deadline))
-            self._local[key] = shared
-            self._waiters[key] = 0
-            shared.add_done_callback(functools.partial(self._done, key))
-        value, by_us = await self._wait(key, shared, deadline)
+        with tracing.span("single-flight", {"ielts.flight.joined": not produced}) as span:
+            if shared is None:  # started inside the span: the model call is its child
+                shared = asyncio.ensure_future(self._distributed(key, load, produce, deadline))
+                self._local[key] = shared
+                self._waiters[key] = 0
+                shared.add_done_callback(functools.partial(self._done, key))
+            value, by_us = await self._wait(key, shared, deadline)
+            span.set({"ielts.flight.produced": by_us and produced})
         # Values under one key are all of the caller's type T: the dict cannot say so.
         return cast(T, value), by_us and produced
 
@@ -128,7 +131,9 @@ class SingleFlight:
                 feed.put([item for item in value if item not in feed.items])
             feed.close(error or (DeadlineExceeded() if task.cancelled() else None))
 
-        feed.task = asyncio.ensure_future(self._distributed(key, load, produce, deadline))
+        feed.task = asyncio.ensure_future(tracing.in_span(  # the model call is its child
+            "single-flight", self._distributed(key, load, produce, deadline),
+            {"ielts.flight.streamed": True}))
         feed.task.add_done_callback(ended)
         return feed, True
 
@@ -192,7 +197,7 @@ class SingleFlight:
         assert self._redis is not None and self._wakeups is not None
         self._held[lock] = token
         if self._renewer is None or self._renewer.done():
-            self._renewer = asyncio.create_task(self._renew())
+            self._renewer = asyncio.create_task(self._renew(), context=tracing.detached())
         try:
             value = await produce()
             with contextlib.suppress(StoreError):

@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from ielts_service.observability import tracing
 from ielts_service.state.redis import SharedRedis, StoreError
 
 log = structlog.get_logger("ielts_service.flight")
@@ -64,7 +65,8 @@ class Wakeups:
 
     def _listening(self) -> None:
         if self._listener is None or self._listener.done():
-            self._listener = asyncio.create_task(self._listen())
+            # Detached: the listener outlives the request whose wait started it.
+            self._listener = asyncio.create_task(self._listen(), context=tracing.detached())
         self._wanted.set()
 
     def forget(self, channel: str, future: asyncio.Future[None]) -> None:

@@ -36,6 +36,7 @@ def _next_number() -> int:
 _TOPICS = ("music", "travel", "cooking", "sport", "reading", "weather", "shopping", "friends")
 _PLACES = ("a place you visited", "a book you read", "a person you admire", "a skill you learned",
            "a trip you enjoyed", "a gift you received", "a meal you remember", "a park you like")
+_TYPES = ("place", "object", "person", "activity", "event", "object", "event", "place")
 
 
 def _item(part: int, k: int) -> dict[str, Any]:
@@ -46,7 +47,10 @@ def _item(part: int, k: int) -> dict[str, Any]:
                               f"When did you first try {topic} number {k}?",
                               f"Would you like more {topic} number {k} in future?"]}
     if part == 2:
-        return {"title": f"Describe {_PLACES[k % len(_PLACES)]} number {k}",
+        return {"type": _TYPES[k % len(_TYPES)],
+                # The second word keeps cards k and k + 8 apart (not near-duplicates).
+                "title": f"Describe {_PLACES[k % len(_PLACES)]} about "
+                         f"{_TOPICS[k // len(_PLACES) % len(_TOPICS)]} number {k}",
                 "bullets": ["what it was", "when it happened", "who was with you"],
                 "explain": f"and explain why number {k} was memorable",
                 "follow_ups": [f"Would you do something like number {k} again?"]}
@@ -72,6 +76,7 @@ def invalid_items(part: int) -> list[dict[str, Any]]:
     if part == 2:
         good = _item(2, _next_number())
         return [{**good, "title": "Talk about a place you visited"},
+                {**good, "type": "thing"},
                 {**good, "bullets": ["what it was", "when it was", "where it was",
                                      "who was there", "how you felt"]},
                 {**good, "bullets": ["what was it?", "when did it happen?", "who was with you?"]},
@@ -200,20 +205,23 @@ def quoted_topic(request: Recorded) -> str | None:
 
 
 def echoed(part: int, quoted: str) -> str:
-    """The text ``echo_topic`` writes into every item of ``part`` for ``quoted``."""
-    if part == 3:  # Part 3 never addresses the candidate, so neither does the echo
-        quoted = re.sub(r"\byour(s|self)?\b", "one's", quoted, flags=re.IGNORECASE)
-    return f"about {quoted}"
+    """The text ``echo_topic`` writes into every item of ``part`` for ``quoted``: its first
+    eight words, as a model that follows the rules would write them (no markup, no second
+    sentence or question, and in Part 3 nothing that addresses the candidate)."""
+    text = re.sub(r"[<>{}\[\]`*#|\\%?.!]", " ", quoted)
+    if part == 3:
+        text = re.sub(r"\byou(r|rs|rself)?\b", "one", text, flags=re.IGNORECASE)
+    return "about " + " ".join(text.split()[:8])
 
 
 def _echo_item(part: int, quoted: str, k: int) -> dict[str, Any]:
-    echo = echoed(part, quoted)  # words beside it stay few: a 13-word topic keeps every limit
+    echo = echoed(part, quoted)  # with the words beside it, eight words keep every limit
     if part == 1:
         return {"questions": [f"Do you like talking {echo}?", f"How often do you think {echo}?",
                               f"Would you like to learn more, number {k}?",
                               "When did you last talk with a friend?"]}
     if part == 2:
-        return {"title": f"Describe something {echo}",
+        return {"type": "object", "title": f"Describe something {echo}",
                 "bullets": ["what it is", "when you found it", f"where you saw number {k}"],
                 "explain": "and explain how you feel about it",
                 "follow_ups": ["Do your friends like it too?"]}
@@ -404,6 +412,8 @@ class _Handler(BaseHTTPRequestHandler):
             payload["usage"] = {"prompt_tokens": prompt, "completion_tokens": completion,
                                 "total_tokens": prompt + completion}
         if streamed(body):
+            if not (body.get("stream_options") or {}).get("include_usage"):
+                payload.pop("usage", None)  # as Azure: counts only when asked for
             fake = self.server.fake
             with fake._cond:
                 fake.open_streams += 1

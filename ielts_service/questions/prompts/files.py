@@ -10,9 +10,13 @@ items: 5
 Write {{ count }} different cue cards ... Topic: {{ topic }}
 ```
 
+Placeholders: `topic` (quoted JSON), `count`, `part`; `card` (Part 3 after a cue card: its
+title as quoted JSON, else empty; part3.txt must use it) and `held` (a widening or refill
+call: what the pool holds, a quoted JSON list, else empty), both for `{% if ... %}` blocks.
 `system.txt` is plain text (front matter: `description` only) and may hold no placeholder:
-the topic reaches the model only inside the user message, as a quoted JSON string.
-`prompt_version` hashes both files' bytes, so any edit starts fresh pools.
+what the student typed and what a model wrote reach the model only inside the user
+message, as quoted JSON. `prompt_version` hashes both files' bytes, so any edit starts
+fresh pools.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import functools
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +34,16 @@ from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 from ielts_service.llm.call import ChatCall
-from ielts_service.questions.items import PARTS, response_format
+from ielts_service.questions.items import PARTS, Item, item_id, response_format, summary
 
-VARIABLES = frozenset({"topic", "count", "part"})
+VARIABLES = frozenset({"topic", "count", "part", "card", "held"})
 SAMPLE_TOPIC = "a memorable trip"
+SAMPLE_CARD = {"type": "event", "title": "Describe a journey you enjoyed"}
+SAMPLE_HELD: dict[int, Item] = {  # one item the pool holds, per part
+    1: {"questions": ["What kind of music do you like?", "Why do you like it?"]},
+    2: {"title": "Describe a city you would like to visit"},
+    3: {"questions": ["Why do people travel?", "How has tourism changed?"]},
+}
 _PART_KEYS = {"description": str, "temperature": float, "max_tokens": int, "items": int}
 _LIMITS = {"temperature": (0.0, 2.0), "max_tokens": (64, 16000), "items": (1, 20)}
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
@@ -59,13 +70,25 @@ class PromptError(Exception):
 
 @dataclass(frozen=True)
 class PromptSet:
-    """The system prompt and one part's template, with its settings and version."""
+    """The system prompt and one part's template, with its settings and version; for a
+    Part 3 written after a cue card, that card's title (`for_card`)."""
 
     part: int
     system: str
     template: str
     version: str
     options: dict[str, Any] = field(default_factory=dict)
+    card: str | None = None  # the title of the card a Part 3 is written for
+    card_id: str = ""
+
+    def for_card(self, card: Item | None) -> PromptSet:
+        """The same prompt (same version: same files), writing for the cue card `card`."""
+        return self if card is None else replace(self, card=card["title"],
+                                                 card_id=item_id(2, card))
+
+    def pool_name(self, topic: str) -> str:
+        """What the pool is kept under: the topic, and the card when written for one."""
+        return f"{topic}\ncard:{self.card_id}" if self.card_id else topic
 
     @property
     def temperature(self) -> float | None:
@@ -79,21 +102,35 @@ class PromptSet:
     def items(self) -> int | None:
         return self.options.get("items")
 
-    @functools.cached_property
+    @property
     def compiled(self) -> Template:
         """The template compiled once (compiling costs more than rendering)."""
-        return _ENV.from_string(self.template)
+        return _compile(self.template)
 
-    def messages(self, topic: str, count: int) -> list[dict[str, str]]:
-        """Chat messages for one call: fixed system prompt, topic only inside the user turn."""
+    def messages(self, topic: str, count: int,
+                 held: Sequence[Item] = ()) -> list[dict[str, str]]:
+        """Chat messages for one call: fixed system prompt, and in the user turn, as quoted
+        JSON data only, the topic, the card (if any) and the items the pool already holds."""
         user = self.compiled.render(
-            topic=json.dumps(topic, ensure_ascii=False), count=count, part=self.part)
+            topic=_quoted(topic), count=count, part=self.part,
+            card=_quoted(self.card) if self.card else "",
+            held=_quoted([summary(self.part, item) for item in held]) if held else "")
         return [{"role": "system", "content": self.system}, {"role": "user", "content": user}]
 
-    def call(self, topic: str, count: int) -> ChatCall:
-        """The model call for `count` items on `topic`, with this file's settings."""
-        return ChatCall(self.messages(topic, count), response_format(self.part), self.part,
-                        self.version, self.temperature, self.max_tokens)
+    def call(self, topic: str, count: int, held: Sequence[Item] = ()) -> ChatCall:
+        """The model call for `count` items on `topic`, other than `held`, with this file's
+        settings."""
+        return ChatCall(self.messages(topic, count, held), response_format(self.part),
+                        self.part, self.version, self.temperature, self.max_tokens)
+
+
+def _quoted(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _compile(template: str) -> Template:
+    return _ENV.from_string(template)
 
 
 @dataclass
@@ -159,6 +196,9 @@ def _check_template(file: _File, problems: list[Problem]) -> None:
                                 f"known: {', '.join(sorted(VARIABLES))}"))
     if "topic" not in names:
         problems.append(Problem(file.name, file.body_line, "the template never uses {{ topic }}"))
+    if file.name == "part3.txt" and "card" not in names:
+        problems.append(Problem(file.name, file.body_line, "the template never uses {{ card }}: "
+                                "a mock test's Part 3 would not be written for its card"))
 
 
 def parse_prompts(files: dict[str, bytes]) -> dict[int, PromptSet]:
@@ -187,8 +227,9 @@ def parse_prompts(files: dict[str, bytes]) -> dict[int, PromptSet]:
             continue
         digest = hashlib.sha256(system.raw + b"\0" + parsed.raw).hexdigest()[:12]
         prompt = PromptSet(part, system.body, parsed.body, f"p{part}-{digest}", parsed.options)
-        try:
+        try:  # both ways: a cold call, and a widening Part 3 call after a card
             prompt.messages(SAMPLE_TOPIC, 5)
+            prompt.for_card(SAMPLE_CARD).messages(SAMPLE_TOPIC, 5, [SAMPLE_HELD[part]])
         except Exception as exc:  # a sandbox or runtime error in the template
             problems.append(Problem(name, parsed.body_line, f"template does not render: {exc}"))
             continue
