@@ -243,7 +243,7 @@ def test_a_stalled_stdout_does_not_stall_the_service(tmp_path):
     import subprocess
     import sys
 
-    from tests.support.process import ROOT, base_env, free_port
+    from tests.support.process import ROOT, base_env, free_port, wait_live
 
     port = free_port()
     process = subprocess.Popen(
@@ -254,14 +254,7 @@ def test_a_stalled_stdout_does_not_stall_the_service(tmp_path):
         start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(url + "/health/live", timeout=0.5)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "server did not come up"
-                time.sleep(0.05)  # polling a condition with a deadline
+        assert wait_live(url, process), "server did not come up"
         padding = "x" * 2000  # long user agents: each access line is ~2.4 KB
 
         async def many() -> list[int]:

@@ -82,14 +82,22 @@ def start_server(cwd: Path, *args: str, **env: str) -> Server:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     server = Server(f"http://127.0.0.1:{port}", process)
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError("server exited: " + "\n".join(server.stop()))
-        try:
-            if httpx.get(server.url + "/health/live", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            time.sleep(0.05)  # polling a condition with a deadline
+    if wait_live(server.url, process):
+        return server
+    if process.poll() is not None:
+        raise AssertionError("server exited: " + "\n".join(server.stop()))
     server.stop()
     raise AssertionError(f"server did not come up within {START_TIMEOUT} s")
+
+
+def wait_live(url: str, process: subprocess.Popen[bytes], timeout: float = START_TIMEOUT) -> bool:
+    """Poll `url`/health/live until it answers 200 (True), the process exits or `timeout`
+    passes (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if httpx.get(url + "/health/live", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            time.sleep(0.05)  # polling a condition with a deadline
+    return False
