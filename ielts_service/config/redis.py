@@ -1,7 +1,7 @@
 """How the Redis settings fit together, checked by `Settings` at start-up: which
 topology needs which variable, and which TLS files need which scheme. Each problem is one
 line that starts with the variable's name and never shows a value (a URL may carry a
-password). Defaults stay in config.py."""
+password). Defaults stay in `config/__init__.py`."""
 
 from __future__ import annotations
 

@@ -18,7 +18,6 @@ from urllib.parse import unquote, urlsplit
 
 from dotenv import dotenv_values
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     SecretStr,
@@ -27,7 +26,8 @@ from pydantic import (
     model_validator,
 )
 
-from ielts_service.redis_config import ReadableFile, RedisMode, Sentinels, check_redis
+from ielts_service.config.redis import ReadableFile, RedisMode, Sentinels, check_redis
+from ielts_service.config.telemetry import TelemetrySettings, http_url
 
 Provider = Literal["azure", "openai", "bank"]
 
@@ -55,10 +55,11 @@ class ConfigError(Exception):
     """A bad configuration value; the message names the variable and never its value."""
 
 
-class Settings(BaseModel):
+class Settings(TelemetrySettings):
     """Every setting of the service, validated; field names are the variables, lower-cased."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+    # OpenTelemetry settings: `TelemetrySettings` (config/telemetry.py).
 
     ai_provider: Provider = "bank"
     azure_openai_endpoint: str | None = None
@@ -125,18 +126,6 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = "auto"
     sentry_dsn: SecretStr | None = None  # set: unhandled exceptions go to Sentry
-    # OpenTelemetry traces (the standard variables): on when an OTLP endpoint is set.
-    otel_exporter_otlp_endpoint: str | None = None  # base URL; traces go to {it}/v1/traces
-    otel_exporter_otlp_traces_endpoint: str | None = None  # the full traces URL, as given
-    otel_exporter_otlp_headers: SecretStr | None = None  # key=value,... (often an API key)
-    otel_exporter_otlp_protocol: Literal["http/protobuf"] = "http/protobuf"
-    otel_service_name: str = Field("ielts-service", min_length=1, max_length=200)
-    otel_resource_attributes: str | None = None  # key=value,... e.g. deployment.environment=prod
-    otel_traces_sampler: Literal["always_on", "always_off", "traceidratio",
-                                 "parentbased_always_on", "parentbased_always_off",
-                                 "parentbased_traceidratio"] = "parentbased_always_on"
-    otel_traces_sampler_arg: float = Field(1.0, ge=0, le=1)  # the ratio of the *ratio samplers
-    otel_sdk_disabled: bool = False  # true: no tracing even with an endpoint
 
     @field_validator("cors_origins", "trusted_proxies", mode="before")
     @classmethod
@@ -166,13 +155,7 @@ class Settings(BaseModel):
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
 
-    @field_validator("azure_openai_endpoint", "openai_base_url", "otel_exporter_otlp_endpoint",
-                     "otel_exporter_otlp_traces_endpoint")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value.rstrip("/") if value else value
+    _http_url = field_validator("azure_openai_endpoint", "openai_base_url")(http_url)
 
     @field_validator("azure_openai_api_key", "openai_api_key", "admin_token", "metrics_token")
     @classmethod
@@ -198,15 +181,6 @@ class Settings(BaseModel):
             raise ValueError("must look like https://PUBLIC_KEY@HOST/PROJECT_ID")
         return value
 
-    @field_validator("otel_exporter_otlp_headers", "otel_resource_attributes")
-    @classmethod
-    def _key_values(cls, value: SecretStr | str | None) -> SecretStr | str | None:
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if raw is not None and any("=" not in pair or not pair.split("=", 1)[0].strip()
-                                   for pair in raw.split(",") if pair.strip()):
-            raise ValueError("must be key=value pairs separated by commas")
-        return value
-
     @model_validator(mode="after")
     def _provider_needs(self) -> Settings:
         required = {
@@ -219,7 +193,7 @@ class Settings(BaseModel):
                 raise ValueError(f"{name.upper()} is required when AI_PROVIDER={self.ai_provider}")
         return self
 
-    check_redis_settings = model_validator(mode="after")(check_redis)  # redis_config.py
+    check_redis_settings = model_validator(mode="after")(check_redis)  # config/redis.py
 
     @property
     def model_name(self) -> str:
@@ -230,27 +204,6 @@ class Settings(BaseModel):
             return self.openai_model or ""
         return "bank"
 
-    @property
-    def traces_endpoint(self) -> str | None:
-        """Where spans are sent (OTLP/HTTP), or None: tracing off, the SDK never imported."""
-        if self.otel_sdk_disabled:
-            return None
-        if self.otel_exporter_otlp_traces_endpoint:
-            return self.otel_exporter_otlp_traces_endpoint
-        if self.otel_exporter_otlp_endpoint:
-            return self.otel_exporter_otlp_endpoint + "/v1/traces"
-        return None
-
-    def otlp_headers(self) -> dict[str, str]:
-        """OTEL_EXPORTER_OTLP_HEADERS as a dict (values percent-decoded, as the spec says)."""
-        raw = self.otel_exporter_otlp_headers
-        return _key_value_pairs(raw.get_secret_value() if raw is not None else None)
-
-    def resource_attributes(self) -> dict[str, str]:
-        """OTEL_RESOURCE_ATTRIBUTES as a dict; OTEL_SERVICE_NAME wins for service.name."""
-        return {**_key_value_pairs(self.otel_resource_attributes),
-                "service.name": self.otel_service_name}
-
     def secret_values(self) -> list[str]:
         """Every configured secret, for the log redactor."""
         secrets = (self.azure_openai_api_key, self.openai_api_key, self.admin_token,
@@ -260,11 +213,6 @@ class Settings(BaseModel):
             password = urlsplit(self.redis_url.get_secret_value()).password
             values += [password, unquote(password)] if password else []
         return values + list(self.otlp_headers().values())
-
-
-def _key_value_pairs(raw: str | None) -> dict[str, str]:
-    pairs = (p.split("=", 1) for p in (raw or "").split(",") if p.strip())
-    return {unquote(k.strip()): unquote(v.strip()) for k, v in pairs}
 
 
 def _default_provider(values: Mapping[str, str]) -> str:
