@@ -1,4 +1,4 @@
-"""`python -m bench`: start everything on loopback, measure figures (a)-(l), write the report."""
+"""`python -m bench`: start everything on loopback, measure figures (a)-(m), write the report."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from bench import (
     figures_model,
     figures_peer,
     figures_tracing,
+    figures_variety,
     report,
     sections,
 )
@@ -68,19 +69,20 @@ FIGURES: dict[str, tuple[str, Callable[..., dict[str, Any]]]] = {
     "j": ("(j) CPU per hit and per miss", figures_peer.cpu_per_request),
     "k": ("(k) memory idle and steady", figures_peer.memory),
     "l": ("(l) tracing overhead", figures_tracing.tracing_overhead),
+    "m": ("(m) model calls per served item, popular topic", figures_variety.popular_topic),
 }
-ALIASES = {"loop_stall": "f", "tracing": "l"}
+ALIASES = {"loop_stall": "f", "tracing": "l", "variety": "m"}
 
 
 def main(argv: list[str]) -> int:
     """`python -m bench` measures every figure; `python -m bench f` (or `loop_stall`, or
-    `l` / `tracing`) only those named, and then writes its report to the logs directory,
-    not report-latest.md."""
+    `l` / `tracing`, or `m` / `variety`) only those named, and then writes its report to the
+    logs directory, not report-latest.md."""
     keys = [ALIASES.get(a, a) for a in argv]
     unknown = [a for a, k in zip(argv, keys, strict=True) if k not in FIGURES]
     if unknown:
-        print(f"usage: python -m bench [{' '.join(FIGURES)} | loop_stall | tracing ...]; "
-              f"unknown: {' '.join(unknown)}", file=sys.stderr)
+        print(f"usage: python -m bench [{' '.join(FIGURES)} | loop_stall | tracing | variety "
+              f"...]; unknown: {' '.join(unknown)}", file=sys.stderr)
         return 2
     chosen = {k: FIGURES[k] for k in FIGURES if not keys or k in keys}
     signal.signal(signal.SIGALRM, _timeout)

@@ -27,7 +27,9 @@ from bench.redis_ops import count
 from ielts_service.llm.budget import _COUNT_CALL, _TAKE
 from ielts_service.observability.logging import configure_logging
 from ielts_service.state.flight import _RELEASE
-from ielts_service.state.pools import _CLAIM, _MARK_SEEN, PRINTS_MAX
+from ielts_service.state.pools import CLAIM as _CLAIM
+from ielts_service.state.pools import MARK_SEEN as _MARK_SEEN
+from ielts_service.state.pools import PRINTS_MAX
 from ielts_service.state.quota import _ALLOW
 from ielts_service.state.rate_store import _GCRA
 from tests.support.redis_server import RedisServer, ensure_redis_server_binary

@@ -88,7 +88,9 @@ def section_b(r: dict[str, Any]) -> tuple[list[Row], list[str]]:
         f"## {name}", "",
         f"{r['n']} requests for one cold topic (a new one per repetition), all fired at once "
         f"over {r['n']} connections opened beforehand, at a service with 2 workers and Redis; "
-        f"the fake model answers after {r['model_seconds']:g} s. Median of {REPS} repetitions. "
+        f"the fake model answers after {r['model_seconds']:g} s, VARIETY_SERVES_PER_ITEM=0 "
+        f"(the single flight alone; with variety on, the storm widens the pool: figure (m)). "
+        f"Median of {REPS} repetitions. "
         f"unhandled_exception lines: {r['unhandled']}.", "",
         "| rep | model calls | p50 s | p99 s | wall s | non-200 | answers | service CPU ms/req "
         "| busiest worker share |",
@@ -247,11 +249,13 @@ def section_f(r: dict[str, Any]) -> tuple[list[Row], list[str]]:
 def build(results: dict[str, dict[str, Any]]) -> tuple[list[Row], list[str], list[str]]:
     """Rows and sections of the figures in `results` (all of them, or those chosen)."""
     from bench.sections_peer import SECTIONS as PEER
+    from bench.sections_variety import section_m
 
     rows: list[Row] = []
     text: list[str] = []
     for key, func in (("a", section_a), ("b", section_b), ("c", section_c), ("d", section_d),
-                      ("e", section_e), ("f", section_f), *PEER.items(), ("l", section_l)):
+                      ("e", section_e), ("f", section_f), *PEER.items(), ("l", section_l),
+                      ("m", section_m)):
         if key not in results:
             continue
         r, t = func(results[key])

@@ -61,7 +61,8 @@ def pool_settings(settings: Settings) -> PoolSettings:
                         settings.pool_soft_ttl_seconds, settings.pool_max_items,
                         settings.refill_timeout_seconds,
                         settings.local_pool_ttl_seconds if settings.redis_url else 0.0,
-                        settings.session_ttl_seconds, settings.ai_stream)
+                        settings.session_ttl_seconds, settings.ai_stream,
+                        settings.variety_serves_per_item)
 
 
 async def open_services(settings: Settings, metrics: Metrics) -> Services:

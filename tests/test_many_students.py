@@ -28,8 +28,11 @@ async def ask(client, **payload):
 
 @pytest.fixture
 async def two_instances(make_client, make_settings, fake_model, redis):
-    """Two app instances sharing one Redis, as two servers behind a load balancer would."""
-    env = azure_env(fake_model, REDIS_URL=redis.url)
+    """Two app instances sharing one Redis, as two servers behind a load balancer would.
+    VARIETY_SERVES_PER_ITEM=0: a storm served the pool's items many times over would
+    otherwise (rightly) widen it; these tests count the single flight alone
+    (tests/test_class_variety.py counts the widenings)."""
+    env = azure_env(fake_model, REDIS_URL=redis.url, VARIETY_SERVES_PER_ITEM="0")
     return [await make_client(make_settings(env)) for _ in range(2)]
 
 
@@ -126,7 +129,8 @@ async def test_the_model_budget_holds_across_two_instances(make_client, make_set
 @pytest.mark.e2e
 def test_a_cold_storm_across_two_workers_costs_one_model_call(serve, fake_model, redis):
     server = serve("--workers", "2", **azure_env(fake_model, REDIS_URL=redis.url,
-                                                 RATE_LIMIT_PER_MINUTE="0"))
+                                                 RATE_LIMIT_PER_MINUTE="0",
+                                                 VARIETY_SERVES_PER_ITEM="0"))  # see above
     fake_model.set_default(fm.slow(1.0))
 
     async def storm() -> list[int]:

@@ -139,7 +139,9 @@ def plant(url: str, topic: str, items: list[object]) -> None:
 
 
 def test_a_planted_malformed_pool_item_costs_a_fresh_call_not_a_500(serve, fake_model, redis):
-    server = serve(**azure_env(fake_model, REDIS_URL=redis.url, RATE_LIMIT_PER_MINUTE="0"))
+    # VARIETY_SERVES_PER_ITEM=0: the mixed pool's one valid card served thrice would widen it
+    server = serve(**azure_env(fake_model, REDIS_URL=redis.url, RATE_LIMIT_PER_MINUTE="0",
+                               VARIETY_SERVES_PER_ITEM="0"))
     good = fm.valid_items(2, 1)[0]
     plant(redis.url, nonsense(1), [{"title": 5}, "text", {**good, "bullets": "what it is"}, None])
     plant(redis.url, nonsense(2), [{"questions": ["Who?"]}, good])

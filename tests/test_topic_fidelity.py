@@ -76,8 +76,11 @@ def item_of(data: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def model_server(tmp_path_factory: pytest.TempPathFactory, fake_model_server: fm.FakeModel,
                  redis_server: RedisServer) -> Iterator[Server]:
+    # The echoing model writes one card per topic (its cards are near-duplicates of each
+    # other): without VARIETY_SERVES_PER_ITEM=0 a second student would rightly widen it.
     server = start_server(tmp_path_factory.mktemp("fidelity-model"), **azure_env(
-        fake_model_server, REDIS_URL=redis_server.url, RATE_LIMIT_PER_MINUTE="0"))
+        fake_model_server, REDIS_URL=redis_server.url, RATE_LIMIT_PER_MINUTE="0",
+        VARIETY_SERVES_PER_ITEM="0"))
     yield server
     server.stop()
 

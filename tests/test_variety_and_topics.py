@@ -7,6 +7,7 @@ import json
 import pytest
 
 from ielts_service.questions.validators import check_item
+from tests.conftest import azure_env
 from tests.support import fake_model as fm
 from tests.support.waiting import eventually
 
@@ -36,15 +37,31 @@ async def test_a_session_sees_no_repeat_as_the_pool_is_widened(azure_client, fak
     assert other["data"]["source"] == "cache"
 
 
-async def test_without_a_session_the_pool_is_served_without_widening(azure_client, fake_model):
-    for _ in range(8):
-        await ask(azure_client, topic="gardens")
-    assert len(fake_model.requests) == 1
+async def test_anonymous_requests_are_spread_over_the_pool_and_widen_it(azure_client,
+                                                                         fake_model):
+    """No session ids (a kiosk, a script): still least-served first, so eight requests
+    see eight cards; the pool grew by one call when four of five had been served."""
+    ids = [(await ask(azure_client, topic="gardens"))[1]["data"]["id"] for _ in range(8)]
+    assert len(set(ids)) == 8 and len(fake_model.requests) == 2
 
 
-async def test_items_duplicated_across_pools_are_dropped(azure_client, fake_model):
+@pytest.fixture
+async def session_only(make_client, make_settings, fake_model, redis):
+    """VARIETY_SERVES_PER_ITEM=0: a pool grows only for a session that has seen it all."""
+    return await make_client(make_settings(azure_env(fake_model, REDIS_URL=redis.url),
+                                           VARIETY_SERVES_PER_ITEM=0))
+
+
+async def test_with_variety_off_and_no_session_the_pool_is_served_without_widening(
+        session_only, fake_model):
+    ids = [(await ask(session_only, topic="gardens"))[1]["data"]["id"] for _ in range(8)]
+    assert len(fake_model.requests) == 1 and len(set(ids)) <= 5
+
+
+async def test_items_duplicated_across_pools_are_dropped(session_only, fake_model):
     a, b, c, d = fm.valid_items(2, 4)
     fake_model.enqueue(fm.ok([a, b]), fm.ok([{**a, "bullets": a["bullets"][::-1]}, c, d]))
+    azure_client = session_only
     await ask(azure_client, topic="rivers")
     titles = {(await ask(azure_client, topic="lakes"))[1]["data"]["cue_card"]["title"]
               for _ in range(10)}

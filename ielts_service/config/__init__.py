@@ -98,7 +98,13 @@ class Settings(TelemetrySettings):
     pool_size: int = Field(5, ge=1, le=20)
     pool_ttl_seconds: int = Field(86400, ge=1)
     pool_soft_ttl_seconds: int = Field(21600, ge=1)  # past it a pool is served stale and refilled
-    pool_max_items: int = Field(20, ge=1, le=200)  # widening stops here; past it, repeats
+    # Widening stops here; past it, repeats. 30: six calls of five items, a class of 30
+    # on one topic sees 30 different items.
+    pool_max_items: int = Field(30, ge=1, le=200)
+    # A pool is widened (one call, in the background) once every item has been served this
+    # many times, across sessions; 0: only when a session has seen the whole pool. 1: each
+    # student of a class gets an item nobody else got while the pool can grow.
+    variety_serves_per_item: int = Field(1, ge=0, le=1000)
     local_pool_ttl_seconds: float = Field(2.0, ge=0, le=60)  # a worker's copy of a hot pool
     refill_timeout_seconds: float = Field(60.0, gt=0, le=600)  # a background refill's deadline
     warm_on_start: bool = False  # fill every catalogue pool after start-up, once across instances
@@ -155,7 +161,7 @@ class Settings(TelemetrySettings):
             ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
         return value
 
-    _http_url = field_validator("azure_openai_endpoint", "openai_base_url")(http_url)
+    _model_urls = field_validator("azure_openai_endpoint", "openai_base_url")(http_url)
 
     @field_validator("azure_openai_api_key", "openai_api_key", "admin_token", "metrics_token")
     @classmethod

@@ -31,7 +31,7 @@ class TelemetrySettings(BaseModel):
     otel_traces_sampler_arg: float = Field(1.0, ge=0, le=1)  # the ratio of the *ratio samplers
     otel_sdk_disabled: bool = False  # true: no tracing even with an endpoint
 
-    _http_url = field_validator("otel_exporter_otlp_endpoint",
+    _otlp_urls = field_validator("otel_exporter_otlp_endpoint",
                                 "otel_exporter_otlp_traces_endpoint")(http_url)
 
     @field_validator("otel_exporter_otlp_headers", "otel_resource_attributes")

@@ -24,9 +24,11 @@ area, so a specific topic has none. The bank never stands in with another subjec
 
 A card's `type` is one of `items.CARD_TYPES`. Part 3 belongs to a card, as in the test: a
 mock test serves the card's own sets after it; a Part 3 request on the area draws from all
-of the area's, one on a card's subject from that card's. To deepen the bank, add sets to `part1`, cards to `part2` (their types listed in
-`card_types`) and sets to a card's `part3`; tests/questions/test_bank.py checks every item
-against the validators and the whole bank for near-duplicates.
+of the area's, one on a card's subject from that card's. Every area holds at least four
+items per part (a session practising offline sees four before a repeat) and cards of at
+least three types. To deepen the bank, add sets to `part1`, cards to `part2` (their types
+listed in `card_types`) and sets to a card's `part3`; tests/questions/test_bank.py checks
+every item against the validators and the whole bank for near-duplicates.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import functools
 import hashlib
 import json
 import random
+from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -260,9 +263,14 @@ class Bank:
         return best if shared[best.name] > 0 else None
 
     def catalogue(self) -> list[dict[str, Any]]:
-        """The topic areas a frontend can offer, with the phrasings that mean each."""
+        """The topic areas a frontend can offer, with the phrasings that mean each and what
+        the bank holds on each: items per part, and its cards by type."""
         return [{"topic": t.name, "category": t.category, "card_types": sorted(set(t.card_types)),
-                 "aliases": list(t.aliases)} for t in self.topics]
+                 "aliases": list(t.aliases),
+                 "bank": {"part1": len(t.items[1]), "part2": len(t.items[2]),
+                          "part3": len(t.items[3]),
+                          "cards": dict(sorted(Counter(c["type"] for c in t.items[2]).items()))}}
+                for t in self.topics]
 
     def random_topic(self, rng: random.Random | None = None) -> BankTopic:
         return (rng or random).choice(self.topics)

@@ -5,6 +5,7 @@ check what the store holds; refills and widenings, one at a time across every in
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from ielts_service.deadline import Deadline
 from ielts_service.llm.client import ModelClient
 from ielts_service.observability.metrics import Metrics
 from ielts_service.observability.timing import waiting
-from ielts_service.questions.items import Item
+from ielts_service.questions.items import Item, item_id
 from ielts_service.questions.prompts import PromptSet
 from ielts_service.questions.validators import (
     ItemChecker,
@@ -42,6 +43,7 @@ class PoolSettings:
     local_ttl: float  # how long a worker serves a hot pool without asking Redis
     session_ttl: int  # how long a session's seen items are remembered
     stream: bool = True  # a cold request is served the first item of a streamed call
+    serves_per_item: int = 1  # widen once every item was served this often; 0: no counting
 
 
 class PoolMaker:
@@ -78,27 +80,30 @@ class PoolMaker:
             self.metrics.cache_requests.labels(result).inc()
         return pool
 
-    async def keep(self, key: str, items: list[Item]) -> None:
-        pool = Pool(items, time.time() + self.settings.soft_ttl_seconds)
+    async def keep(self, key: str, items: list[Item], fresh_until: float | None = None) -> None:
+        """Store the pool, fresh for `soft_ttl_seconds` (a widened pool keeps its own)."""
+        pool = Pool(items, fresh_until or time.time() + self.settings.soft_ttl_seconds)
         self.local.put(key, pool)
         await self.store.put(key, pool, self.settings.ttl_seconds)
 
     async def generate(
         self, key: str, topic: str, prompt: PromptSet, deadline: Deadline, pool: list[Item],
-        payer: Payer, *, replace: bool = False,
+        payer: Payer, *, replace: bool = False, fresh_until: float | None = None,
     ) -> list[Item]:
         """One model call, shown `pool`; its new items join (or replace) the pool (items that
         nearly repeat it are dropped). Returns the new items."""
         assert self.model is not None
-        call = prompt.call(topic, prompt.items or self.settings.size, pool)
+        call = prompt.call(topic, self.batch(prompt), pool)
         batch = await self.model.generate(
             call, lambda payload: parse_answer(prompt.part, payload, self.rejected), deadline,
             payer.admission(self.quota))
         fresh = await self.claim(prompt, unlike(prompt.part, batch.items, pool, self.rejected))
         if not fresh and not pool:
             fresh = batch.items  # all seen elsewhere: still better than nothing
+        if not replace:
+            fresh = fresh[:max(0, self.settings.max_items - len(pool))]
         items = (fresh or pool) if replace else pool + fresh
-        await self.keep(key, items)
+        await self.keep(key, items, fresh_until)
         return fresh
 
     async def generate_streamed(
@@ -118,7 +123,7 @@ class PoolMaker:
                 await deliver(new)
 
         checker = ItemChecker(prompt.part, self.rejected)
-        await self.model.stream(prompt.call(topic, prompt.items or self.settings.size),
+        await self.model.stream(prompt.call(topic, self.batch(prompt)),
                                 checker.accept, hand_on, deadline, payer.admission(self.quota))
         if not fresh:  # all seen elsewhere: still better than nothing
             await deliver(valid)
@@ -139,14 +144,57 @@ class PoolMaker:
 
         await self.flight.run(key, fresh, produce, deadline or self.refill_deadline())
 
-    async def widen(self, key: str, topic: str, prompt: PromptSet, payer: Payer,
+    async def widen(self, key: str, topic: str, prompt: PromptSet, payer: Payer, since: int,
                     deadline: Deadline | None = None) -> list[Item]:
-        """Add a call's new items to the pool (up to `max_items`); return the new ones."""
-        pool = await self.cached(key, prompt.part, count=False)
-        if pool is None or len(pool.items) >= self.settings.max_items:
-            return []
-        return await self.generate(key, topic, prompt, deadline or self.refill_deadline(),
-                                   pool.items, payer)
+        """Grow the pool past the `since` items the caller saw by one call's new items (up
+        to `max_items`), and return the new ones: single-flight across every instance, and
+        at most one call per size (a call that added nothing is not repeated at once), so
+        whoever asks to grow the same pool from the same size shares one call."""
+        deadline = deadline or self.refill_deadline()
+
+        async def grown() -> list[Item] | None:
+            pool = await self.cached(key, prompt.part, count=False)
+            return pool.items[since:] if pool is not None and len(pool.items) > since else None
+
+        async def produce() -> list[Item]:
+            pool = await self.cached(key, prompt.part, count=False)
+            if pool is None or len(pool.items) >= self.settings.max_items:
+                return []
+            if len(pool.items) > since:
+                return pool.items[since:]
+            # One call per size of this pool (a refill makes a new pool: a new name).
+            name = f"widen:{key}:{since}:{pool.fresh_until:.0f}"
+            if not await self.store.once(name, int(self.settings.refill_timeout)):
+                return []
+            return await self.generate(key, topic, prompt, deadline, pool.items, payer,
+                                       fresh_until=pool.fresh_until)
+
+        if (ready := await grown()) is not None:
+            return ready
+        fresh, _ = await self.flight.run(f"{key}:widen:{since}", grown, produce, deadline)
+        return fresh
+
+    def can_widen(self, size: int) -> bool:
+        return size < self.settings.max_items
+
+    def batch(self, prompt: PromptSet) -> int:
+        """The items one call of `prompt` is asked for."""
+        return prompt.items or self.settings.size
+
+    async def pick(self, key: str, part: int, candidates: list[Item], pool: list[Item], *,
+                   strict: bool) -> tuple[Item | None, int]:
+        """The least-served of `candidates` across every session and instance (a random one
+        of those tied), counted; and how many of `pool`'s items are still under
+        `serves_per_item`. `strict`: None rather than an item already served that often."""
+        target = self.settings.serves_per_item
+        if target == 0 or not candidates:
+            return (random.choice(candidates) if candidates else None), len(pool)
+        shuffled = random.sample(candidates, len(candidates))
+        ids = {item_id(part, item): item for item in shuffled}
+        with waiting("cache"):
+            served = await self.store.serve(key, list(ids), [item_id(part, i) for i in pool],
+                                            target, self.settings.ttl_seconds, strict=strict)
+        return (ids.get(served.item_id) if served.item_id else None), served.under
 
     def refill_deadline(self) -> Deadline:
         return Deadline.after(self.settings.refill_timeout)

@@ -4,10 +4,12 @@ Order: the pool for (model, prompt version, part, topic) if one is cached (its i
 checked again: a store holds data); else one model call whose valid items become the
 pool, streamed so the first student gets the first item the model writes; if the model
 cannot be reached, the bank's items on the same topic (`degraded`), and only when there
-are none, `NoQuestion`. A session that has seen a whole pool gets the pool widened by
-another call, not a repeat. A mock test's Part 3 is written for its card. The topic is never swapped for another: text that names a
-catalogue area shares the area's pools; any other text keeps its own, and the model is
-asked about it (see `bank.pool_topic`). With no model, a topic the bank has nothing on
+are none, `NoQuestion`. Items are served least-served first across every session (counted
+in the store); a session that has seen a whole pool, or a pool whose every item was
+served `serves_per_item` times, gets the pool widened by another call, not a repeat. A
+mock test's Part 3 is written for its card. The topic is never swapped for another: text
+that names a catalogue area shares the area's pools; any other text keeps its own, and
+the model is asked about it (see `bank.pool_topic`). With no model, a topic the bank has nothing on
 is `TopicUnavailable`. Every model attempt a request causes (and the refills it starts)
 is charged to its `Payer`'s quota: past it the bank answers (`degraded`), else
 `QuotaExhausted`; a GET gets pools or the bank only, else `NotCached`. How pools are made
@@ -85,23 +87,45 @@ class QuestionService:
         if pool.stale and payer.fresh:
             self.background.spawn(key, "refill",
                                   lambda: self.pools.refill(key, norm, prompt, payer))
+        return await self._from_pool(key, norm, prompt, pool.items, session_id, deadline, payer)
+
+    async def _from_pool(
+        self, key: str, topic: str, prompt: PromptSet, items: list[Item],
+        session_id: str | None, deadline: Deadline, payer: Payer,
+    ) -> dict[str, Any]:
+        """The pool's least-served item this session has not seen. Rather than repeat, a
+        pool grows by one call (shared by whoever waits for it) while it can: for a session
+        that has seen it all, and when every item it could serve was served
+        `serves_per_item` times; the call starts in the background as the last item under
+        that count is handed out, so students arriving one by one rarely wait for it."""
+        part, size = prompt.part, len(items)
         with waiting("cache"):
             seen = await self.store.seen(session_id, key) if session_id else set()
-        unseen = [item for item in pool.items if item_id(part, item) not in seen]
-        if (unseen or session_id is None or len(pool.items) >= self.pools.settings.max_items
-                or not payer.fresh):
-            if payer.fresh and session_id is not None and len(unseen) <= 2:  # ahead of need
-                self.background.spawn(key, "widen",
-                                      lambda: self.pools.widen(key, norm, prompt, payer))
-            return await self._serve(key, norm, prompt, unseen or pool.items, session_id, "cache")
-        # This session has seen the whole pool: widen it now rather than repeat.
-        try:
-            with waiting("model"):
-                fresh = await self.pools.widen(key, norm, prompt, payer, deadline)
-        except (ContentFiltered, ModelUnavailable, DeadlineExceeded, QuotaExhausted):
-            fresh = []
-        source = "ai" if fresh else "cache"
-        return await self._serve(key, norm, prompt, fresh or pool.items, session_id, source)
+        unseen = [item for item in items if item_id(part, item) not in seen]
+        can_grow = payer.fresh and self.pools.can_widen(size)
+        item, under = await self.pools.pick(key, part, unseen or items, items,
+                                            strict=can_grow)
+        if item is not None and not unseen and session_id is not None and can_grow:
+            item = None  # this session has seen it all: a new item, not a repeat
+        if item is None and self.flight.waiting(f"{key}:widen:{size}") < self.pools.batch(prompt):
+            try:
+                with waiting("model"):
+                    fresh = await self.pools.widen(key, topic, prompt, payer, size, deadline)
+            except (ContentFiltered, ModelUnavailable, DeadlineExceeded, QuotaExhausted):
+                fresh = []
+            new, _ = await self.pools.pick(key, part, fresh, items + fresh, strict=False)
+            if new is not None:
+                return await self._serve(key, topic, prompt, new, session_id, "ai")
+        if item is None:  # nothing new to be had now: the least-served, counted
+            item, under = await self.pools.pick(key, part, unseen or items, items,
+                                                strict=False)
+        variety = self.pools.settings.serves_per_item > 0
+        if can_grow and (variety and under <= 1
+                         or session_id is not None and len(unseen) <= 2):  # ahead of need
+            self.background.spawn(key, "widen",
+                                  lambda: self.pools.widen(key, topic, prompt, payer, size))
+        assert item is not None  # `items` is never empty
+        return await self._serve(key, topic, prompt, item, session_id, "cache")
 
     async def _cold(
         self, key: str, topic: str, prompt: PromptSet, session_id: str | None, deadline: Deadline,
@@ -129,7 +153,9 @@ class QuestionService:
                 items, produced = await self.flight.run(key, landed, produce, deadline)
         except (ModelUnavailable, DeadlineExceeded, QuotaExhausted) as exc:
             return await self._fallback(topic, prompt.part, session_id, exc, card)
-        return await self._serve(key, topic, prompt, items, session_id,
+        item, _ = await self.pools.pick(key, prompt.part, items, items, strict=False)
+        assert item is not None  # a generation yields at least one item
+        return await self._serve(key, topic, prompt, item, session_id,
                                  "ai" if produced else "cache")
 
     async def _cold_streamed(
@@ -145,21 +171,34 @@ class QuestionService:
             await self.pools.generate_streamed(key, topic, prompt, payer, deliver,
                                                Deadline(deadline.at))
 
-        def unseen(item: Item) -> bool:
-            return item_id(prompt.part, item) not in seen
+        taken: set[str] = set()  # served as often as `serves_per_item` already (elsewhere)
+
+        def wanted(item: Item) -> bool:
+            return item_id(prompt.part, item) not in seen | taken
 
         feed, started = self.flight.stream(key, landed, start, Deadline(deadline.at))
-        if (item := feed.pick(unseen)) is None:  # nothing written yet for this session
-            with waiting("model"):
-                item = await feed.first(unseen, deadline)
-        if item is None:  # the call ended without an item for this session
-            if feed.error is not None:
-                raise feed.error
-            if (pool := await self.pools.cached(key, prompt.part, count=False)) is None:
-                raise ModelUnavailable("no_item")
-            return await self._serve(key, topic, prompt, pool.items, session_id, "cache")
-        return await self._serve(key, topic, prompt, [item], session_id,
-                                 "ai" if started and feed.produced_here else "cache")
+        # With variety on, an item nobody was handed yet, waited for while the call may
+        # still write one for this request (see `Feed.first`); every instance counts.
+        limit = self.pools.settings.serves_per_item or None
+        while True:
+            if (item := feed.pick(wanted, limit)) is None:  # nothing written for us yet
+                with waiting("model"):
+                    item = await feed.first(wanted, deadline, limit=limit,
+                                            expected=self.pools.batch(prompt))
+            if item is None:
+                break
+            chosen, _ = await self.pools.pick(key, prompt.part, [item], feed.items,
+                                              strict=limit is not None)
+            if chosen is not None:
+                return await self._serve(key, topic, prompt, chosen, session_id,
+                                         "ai" if started and feed.produced_here else "cache")
+            taken.add(item_id(prompt.part, item))
+        # The call ended without an item for this session: the pool, if it landed.
+        if feed.error is not None:
+            raise feed.error
+        if (pool := await self.pools.cached(key, prompt.part, count=False)) is None:
+            raise ModelUnavailable("no_item")
+        return await self._from_pool(key, topic, prompt, pool.items, session_id, deadline, payer)
 
     async def fill(self, topic: str, part: int, deadline: Deadline) -> str:
         """Have the pool of (topic, part) cached and fresh ahead of students: `cached` when
@@ -178,10 +217,9 @@ class QuestionService:
         return "filled"
 
     async def _serve(
-        self, key: str, topic: str, prompt: PromptSet, items: list[Item],
-        session_id: str | None, source: str,
+        self, key: str, topic: str, prompt: PromptSet, item: Item, session_id: str | None,
+        source: str,
     ) -> dict[str, Any]:
-        item = random.choice(items)
         if session_id is not None:
             with waiting("cache"):
                 await self.store.mark_seen(session_id, key, item_id(prompt.part, item),

@@ -28,6 +28,7 @@ class Feed:
         self._changed = asyncio.Event()
         self._waiters = 0
         self._handed: dict[int, int] = {}  # item index -> times handed out
+        self._hoping = 0  # waiters waiting for an item handed out fewer than `limit` times
 
     def __repr__(self) -> str:
         return f"Feed(items={len(self.items)}, closed={self.closed}, waiters={self._waiters})"
@@ -46,23 +47,35 @@ class Feed:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    def pick(self, wanted: Callable[[Any], bool]) -> Any | None:
-        """An item `wanted` accepts that is here already, handed out least so far; None."""
-        choices = [i for i, item in enumerate(self.items) if wanted(item)]
+    def pick(self, wanted: Callable[[Any], bool], limit: int | None = None) -> Any | None:
+        """An item `wanted` accepts that is here already (and handed out fewer than `limit`
+        times), handed out least so far; None."""
+        choices = [i for i, item in enumerate(self.items)
+                   if wanted(item) and (limit is None or self._handed.get(i, 0) < limit)]
         if not choices:
             return None
         pick = min(choices, key=lambda i: self._handed.get(i, 0))
         self._handed[pick] = self._handed.get(pick, 0) + 1
         return self.items[pick]
 
-    async def first(self, wanted: Callable[[Any], bool], deadline: Deadline) -> Any | None:
+    async def first(self, wanted: Callable[[Any], bool], deadline: Deadline, *,
+                    limit: int | None = None, expected: int = 0) -> Any | None:
         """An item `wanted` accepts as soon as there is one, the one handed out least so
         far (a class asking at once is spread over the items); None when the feed closed
-        without one; DeadlineExceeded at the deadline."""
+        without one; DeadlineExceeded at the deadline. With `limit`, one handed out fewer
+        than `limit` times, waited for while the generation (`expected` items in all) may
+        still write one for this waiter; else, at once, the least handed out."""
         self._waiters += 1
+        hoping = False
         try:
             while True:
-                if (item := self.pick(wanted)) is not None:
+                if (item := self.pick(wanted, limit)) is not None:
+                    return item
+                if limit is not None and not hoping and not self.closed:
+                    hoping = self._hoping < expected - len(self.items)
+                    self._hoping += hoping
+                if (limit is not None and (not hoping or self.closed)
+                        and (item := self.pick(wanted)) is not None):
                     return item
                 if self.closed:
                     return None
@@ -77,3 +90,4 @@ class Feed:
             raise
         finally:
             self._waiters -= 1
+            self._hoping -= hoping

@@ -63,6 +63,10 @@ class SingleFlight:
         """Generations running in this process (whole or streamed); 0 once every pool landed."""
         return len(self._local) + len(self._feeds)
 
+    def waiting(self, key: str) -> int:
+        """Requests of this process waiting on the generation under `key` now."""
+        return self._waiters.get(key, 0)
+
     async def run(
         self, key: str, load: Callable[[], Awaitable[T | None]],
         produce: Callable[[], Awaitable[T]], deadline: Deadline,

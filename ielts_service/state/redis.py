@@ -17,7 +17,7 @@ command lists the keyspace except the operator's purge (a SCAN of every master):
 
 | what | keys | tag |
 | --- | --- | --- |
-| one pool | `pool:{P}:<model>:<version>:p<part>`, its lease `flight:lock:{P}`, its ready channel `flight:ready:{P}` (sharded pub/sub on a cluster) | `hash_tag` of its model, prompt version, part and topic (`pools.pool_key`) |
+| one pool | `pool:{P}:<model>:<version>:p<part>`, its served counts `served:{P}:...`, its lease `flight:lock:{P}`, its ready channel `flight:ready:{P}` (sharded pub/sub on a cluster) | `hash_tag` of its model, prompt version, part and topic (`pools.pool_key`) |
 | one client's limits and quotas (and anything else per client) | `rl:{c:<client>}:<count>:<period>`, `{c:<client>}:<quota>` | `client_tag(client)` |
 | the model budget | `{budget}:requests`, `{budget}:tokens` (one script takes both), `{budget}:calls:<date>` | `{budget}` |
 | one prompt version's item fingerprints | `fp:{F}` | `hash_tag(scope)` |

@@ -121,3 +121,22 @@ async def test_every_alias_the_catalogue_lists_is_served_as_its_area(make_client
 async def test_topics_is_cheap_and_not_rate_limited(make_client, make_settings, path):
     client = await make_client(make_settings(RATE_LIMIT_PER_MINUTE=1))
     assert {(await client.get(path)).status_code for _ in range(3)} == {200}
+
+
+async def test_the_catalogue_says_what_the_bank_holds_on_each_area(bank_client):
+    """Per area, items per part and the cards by type: what a frontend offering the bank
+    (offline practice) can promise; it matches what the topic is served."""
+    topics = (await (await bank_client.get("/v1/topics")).get_json())["data"]["topics"]
+    for area in topics:
+        held = area["bank"]
+        assert min(held["part1"], held["part2"], held["part3"]) >= 4, area["topic"]
+        assert sum(held["cards"].values()) == held["part2"]
+        assert sorted(held["cards"]) == area["card_types"]
+    travel = next(a for a in topics if a["topic"] == "travel and holidays")
+    served = set()
+    for _ in range(3 * travel["bank"]["part2"]):
+        body = await (await bank_client.post("/generate-question", json={
+            "topic": "travel", "part": 2})).get_json()
+        served.add((body["data"]["id"], body["data"]["cue_card"]["type"]))
+    assert len(served) <= travel["bank"]["part2"]
+    assert {kind for _, kind in served} <= set(travel["bank"]["cards"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ielts_service.questions.bank import Bank
 from ielts_service.questions.validators import check_item
 
 
@@ -86,3 +87,20 @@ async def test_travel_and_its_phrasings_still_answer_from_the_bank(bank_client):
         response, body = await ask(bank_client, topic=typed, part=2)
         assert response.status_code == 200 and body["data"]["source"] == "bank"
         assert body["data"]["topic"] == "travel and holidays"
+
+
+async def test_in_bank_mode_a_session_sees_every_item_of_an_area_before_a_repeat(
+        make_client, make_settings):
+    """One student practising offline, four times on the same topic and part: four
+    different items, for every part of every topic area."""
+    client = await make_client(make_settings(RATE_LIMIT_PER_MINUTE=0))
+    for area in Bank.load().topics:
+        for part in (1, 2, 3):
+            session = f"student-{part}-{area.name.replace(' ', '-')}"[:64]
+            ids = []
+            for _ in range(4):
+                response, body = await ask(client, topic=area.name, part=part,
+                                           session_id=session)
+                assert response.status_code == 200, body
+                ids.append(body["data"]["id"])
+            assert len(set(ids)) == 4, (area.name, part, ids)

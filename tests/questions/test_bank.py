@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ielts_service.questions.bank import Bank, TopicUnavailable, pool_topic
+from ielts_service.questions.items import CARD_TYPES, duplicate_of, item_id
 from ielts_service.questions.validators import check_item, fingerprint, tidy
 
 BANK = Bank.load()
@@ -28,6 +29,28 @@ def test_no_two_bank_items_are_duplicates():
     for part in (1, 2, 3):
         prints = [fingerprint(part, i) for t in BANK.topics for i in t.items[part]]
         assert len(prints) == len(set(prints))
+
+
+def test_no_bank_item_nearly_repeats_another_anywhere_in_the_bank():
+    """The same check that drops a model's near-duplicates, over the whole bank: a student
+    moving between areas never meets the same card or set in other words."""
+    for part in (1, 2, 3):
+        held: list[tuple[str, dict]] = []
+        for topic in BANK.topics:
+            for item in topic.items[part]:
+                reason = duplicate_of(part, item, [other for _, other in held])
+                assert reason is None, (part, topic.name, item, reason)
+                held.append((topic.name, item))
+
+
+@pytest.mark.parametrize("topic", BANK.topics, ids=lambda t: t.name)
+def test_every_area_holds_four_items_per_part_and_every_card_its_own_discussion(topic):
+    assert all(len(topic.items[part]) >= 4 for part in (1, 2, 3)), topic.name
+    for card in topic.items[2]:
+        assert card["type"] in CARD_TYPES
+        linked = topic.part3_for(item_id(2, card))
+        assert linked and all(s in topic.items[3] for s in linked)  # the card's own sets
+    assert len(set(topic.card_types)) >= 3  # a frontend can offer more than one kind
 
 
 def test_part_1_can_open_with_work_study_or_home():

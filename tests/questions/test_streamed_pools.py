@@ -45,8 +45,11 @@ async def test_the_first_cold_answer_comes_while_the_model_is_still_writing(azur
     assert fake_model.requests[0].body["stream"] is True
 
 
-async def test_the_pool_lands_whole_once_and_serves_after_the_stream(azure_client, fake_model,
-                                                                    redis):
+async def test_the_pool_lands_whole_once_and_serves_after_the_stream(make_client, make_settings,
+                                                                    fake_model, redis):
+    # VARIETY_SERVES_PER_ITEM=0: a second session reading the whole pool must not widen it
+    azure_client = await make_client(make_settings(azure_env(fake_model, REDIS_URL=redis.url),
+                                                   VARIETY_SERVES_PER_ITEM=0))
     items = fm.valid_items(2, 5)
     fake_model.set_default(fm.ok(items, pace=Paced(per_second=200)))
     await ask(azure_client, topic="glaciers", part=2, session_id="s1")

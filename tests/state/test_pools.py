@@ -8,8 +8,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from ielts_service.config import load_settings
-from ielts_service.state import pools, ttl
+from ielts_service.state import ttl
 from ielts_service.state.pools import MemoryPoolStore, Pool, RedisPoolStore
+from ielts_service.state.pools import base as pools
+from ielts_service.state.pools import memory as pools_memory
 from ielts_service.state.redis import SharedRedis
 
 ITEMS = [{"questions": ["Do you like music?"]}]
@@ -40,7 +42,7 @@ class Clock:
 
 async def test_in_memory_a_session_is_forgotten_ttl_after_its_first_visit(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(pools, "time", clock)
+    monkeypatch.setattr(pools_memory, "time", clock)
     monkeypatch.setattr(ttl, "time", clock)
     store = MemoryPoolStore()
     await store.mark_seen("s", "pool", "a", 60)

@@ -19,8 +19,10 @@ PER_MINUTE = 30
 
 
 def start_two(serve, fake_model, cluster: Cluster, **env: str) -> list:
+    # VARIETY_SERVES_PER_ITEM=0: storms serve a pool's items many times over, which would
+    # (rightly) widen it; these count the single flight (test_matrix counts widenings).
     settings = azure_env(fake_model, **cluster_env(cluster), TRUSTED_PROXIES="127.0.0.0/8",
-                         LOG_FORMAT="json", **env)
+                         LOG_FORMAT="json", VARIETY_SERVES_PER_ITEM="0", **env)
     return [serve("--workers", "2", **settings) for _ in range(2)]
 
 

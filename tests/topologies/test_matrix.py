@@ -41,13 +41,28 @@ def two(make_client, make_settings, fake_model, store):
 
 @pytest.mark.parametrize("store", ALL, indirect=True)
 async def test_a_cold_storm_over_two_instances_costs_one_model_call(two, fake_model):
-    a, b = await two(RATE_LIMIT_PER_MINUTE="0")
+    # VARIETY_SERVES_PER_ITEM=0: the storm alone (with it, its items served eight times
+    # over would widen the pool: the next test)
+    a, b = await two(RATE_LIMIT_PER_MINUTE="0", VARIETY_SERVES_PER_ITEM="0")
     fake_model.set_default(fm.slow(0.5))
     results = await asyncio.gather(*(ask((a, b)[i % 2], topic="volcanoes", part=2)
                                      for i in range(40)))
     assert {status for status, _ in results} == {200}
     assert len(fake_model.requests) == 1
     assert [body["data"]["source"] for _, body in results].count("ai") == 1
+
+
+@pytest.mark.parametrize("store", ALL, indirect=True)
+async def test_a_class_over_two_instances_sees_a_card_each_for_one_call_per_five(two,
+                                                                               fake_model):
+    """Least served first and widening, counted in the deployment: twelve students one
+    after another, alternating instances, get twelve cards for three calls at most (the
+    pool, a widening, one started ahead of need), never two calls for one pool size."""
+    a, b = await two(RATE_LIMIT_PER_MINUTE="0", LOCAL_POOL_TTL_SECONDS="0")
+    cards = [(await ask((a, b)[n % 2], topic="volcanoes", part=2, session_id=f"s-{n}"))[1]
+             ["data"]["id"] for n in range(12)]
+    assert len(set(cards)) == 12
+    assert len(fake_model.requests) <= 3
 
 
 @pytest.mark.parametrize("store", ALL, indirect=True)
