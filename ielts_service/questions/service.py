@@ -91,7 +91,7 @@ class QuestionService:
 
     async def _from_pool(
         self, key: str, topic: str, prompt: PromptSet, items: list[Item],
-        session_id: str | None, deadline: Deadline, payer: Payer,
+        session_id: str | None, deadline: Deadline, payer: Payer, *, may_wait: bool = True,
     ) -> dict[str, Any]:
         """The pool's least-served item this session has not seen. Rather than repeat, a
         pool grows by one call (shared by whoever waits for it) while it can: for a session
@@ -107,7 +107,8 @@ class QuestionService:
                                             strict=can_grow)
         if item is not None and not unseen and session_id is not None and can_grow:
             item = None  # this session has seen it all: a new item, not a repeat
-        if item is None and self.flight.waiting(f"{key}:widen:{size}") < self.pools.batch(prompt):
+        if (item is None and may_wait  # a request waits for one model call at most
+                and self.flight.waiting(f"{key}:widen:{size}") < self.pools.batch(prompt)):
             try:
                 with waiting("model"):
                     fresh = await self.pools.widen(key, topic, prompt, payer, size, deadline)
@@ -177,28 +178,35 @@ class QuestionService:
             return item_id(prompt.part, item) not in seen | taken
 
         feed, started = self.flight.stream(key, landed, start, Deadline(deadline.at))
-        # With variety on, an item nobody was handed yet, waited for while the call may
-        # still write one for this request (see `Feed.first`); every instance counts.
+        # With variety on, an item nobody was handed yet as soon as one is written, else
+        # when the call ends the least served (see `Feed.first`); every instance counts.
         limit = self.pools.settings.serves_per_item or None
         while True:
             if (item := feed.pick(wanted, limit)) is None:  # nothing written for us yet
                 with waiting("model"):
-                    item = await feed.first(wanted, deadline, limit=limit,
-                                            expected=self.pools.batch(prompt))
+                    item = await feed.first(wanted, deadline, limit=limit)
             if item is None:
                 break
-            chosen, _ = await self.pools.pick(key, prompt.part, [item], feed.items,
-                                              strict=limit is not None)
+            source = "ai" if started and feed.produced_here else "cache"
+            if limit is None:  # no counting: the item handed out least here
+                return await self._serve(key, topic, prompt, item, session_id, source)
+            # An item handed out here for the first time: checked against every instance's
+            # serves. Once the call ended (a class asking at once), the least served of
+            # what it wrote: that beats waiting for a widening.
+            first_time = feed.handed(item) <= limit
+            chosen, _ = await self.pools.pick(
+                key, prompt.part, [item] if first_time else [i for i in feed.items if wanted(i)],
+                feed.items, strict=first_time)
             if chosen is not None:
-                return await self._serve(key, topic, prompt, chosen, session_id,
-                                         "ai" if started and feed.produced_here else "cache")
+                return await self._serve(key, topic, prompt, chosen, session_id, source)
             taken.add(item_id(prompt.part, item))
         # The call ended without an item for this session: the pool, if it landed.
         if feed.error is not None:
             raise feed.error
         if (pool := await self.pools.cached(key, prompt.part, count=False)) is None:
             raise ModelUnavailable("no_item")
-        return await self._from_pool(key, topic, prompt, pool.items, session_id, deadline, payer)
+        return await self._from_pool(key, topic, prompt, pool.items, session_id, deadline, payer,
+                                     may_wait=False)  # it waited for this pool's call
 
     async def fill(self, topic: str, part: int, deadline: Deadline) -> str:
         """Have the pool of (topic, part) cached and fresh ahead of students: `cached` when

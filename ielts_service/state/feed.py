@@ -28,7 +28,6 @@ class Feed:
         self._changed = asyncio.Event()
         self._waiters = 0
         self._handed: dict[int, int] = {}  # item index -> times handed out
-        self._hoping = 0  # waiters waiting for an item handed out fewer than `limit` times
 
     def __repr__(self) -> str:
         return f"Feed(items={len(self.items)}, closed={self.closed}, waiters={self._waiters})"
@@ -58,27 +57,24 @@ class Feed:
         self._handed[pick] = self._handed.get(pick, 0) + 1
         return self.items[pick]
 
+    def handed(self, item: Any) -> int:
+        """How often this feed handed `item` out so far."""
+        return self._handed.get(self.items.index(item), 0) if item in self.items else 0
+
     async def first(self, wanted: Callable[[Any], bool], deadline: Deadline, *,
-                    limit: int | None = None, expected: int = 0) -> Any | None:
+                    limit: int | None = None) -> Any | None:
         """An item `wanted` accepts as soon as there is one, the one handed out least so
         far (a class asking at once is spread over the items); None when the feed closed
         without one; DeadlineExceeded at the deadline. With `limit`, one handed out fewer
-        than `limit` times, waited for while the generation (`expected` items in all) may
-        still write one for this waiter; else, at once, the least handed out."""
+        than `limit` times as soon as one is written, else, once the generation ended,
+        the least handed out: a class asking at once gets every item the call writes."""
         self._waiters += 1
-        hoping = False
         try:
             while True:
                 if (item := self.pick(wanted, limit)) is not None:
                     return item
-                if limit is not None and not hoping and not self.closed:
-                    hoping = self._hoping < expected - len(self.items)
-                    self._hoping += hoping
-                if (limit is not None and (not hoping or self.closed)
-                        and (item := self.pick(wanted)) is not None):
-                    return item
                 if self.closed:
-                    return None
+                    return self.pick(wanted)
                 changed = self._changed
                 try:
                     await asyncio.wait_for(changed.wait(), deadline.remaining())
@@ -90,4 +86,3 @@ class Feed:
             raise
         finally:
             self._waiters -= 1
-            self._hoping -= hoping
