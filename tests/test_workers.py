@@ -4,6 +4,7 @@ address another instance holds stops start-up with one line."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -67,6 +68,12 @@ def test_connections_opened_at_once_are_spread_over_the_workers(serve, tmp_path)
     # connection; with one socket each, the kernel has split them (all on one: 1 in 2**31).
     assert len(by_worker) == 2 and min(by_worker.values()) >= 1, by_worker
     assert sum(by_worker.values()) == CONNECTIONS
+    # Each line says which worker wrote it: the access lines name both, and only them.
+    lines = [json.loads(line) for line in server.stop() if line.startswith("{")]
+    access = [line for line in lines if line.get("logger") == "ielts_service.access"
+              and line.get("route") == "/generate-question"]
+    assert len(access) == CONNECTIONS and {line["pid"] for line in access} == set(workers)
+    assert all("pid" in line for line in lines)
 
 
 def test_an_address_in_use_stops_start_up_with_one_line(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import sys
 import threading
 from collections import deque
@@ -117,6 +118,12 @@ class BatchWriter(logging.Handler):
         super().close()
 
 
+def add_pid(logger: Any, name: str, event: EventDict) -> EventDict:
+    """`pid`: which worker wrote the line (several share one stdout)."""
+    event["pid"] = os.getpid()
+    return event
+
+
 _writer: BatchWriter | None = None
 _direct: list[Processor] = []  # the whole chain, when lines go to `_writer` as JSON
 
@@ -169,6 +176,7 @@ def configure_logging(
         add_trace_ids,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        add_pid,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Processor = (
