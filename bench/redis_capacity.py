@@ -2,7 +2,9 @@
 what one Redis node sustains for the service's commands, and so how many instances one
 node, and a cluster of 3 or 6 masters, carries. Writes bench/redis-capacity-latest.md.
 
-1. Commands per request, counted with MONITOR (bench/redis_ops.py), per kind of request.
+1. Commands per request, counted with MONITOR (bench/redis_ops.py), per kind of request,
+   each EVALSHA by its script (told apart by SHA); the cached ones at a popular topic's
+   steady state (its pool at POOL_MAX_ITEMS, every item served and counted).
 2. What one redis-server sustains for each of those commands, with their real arguments
    and scripts: redis-benchmark, 50 connections, no pipelining (the service pipelines
    nothing on the request path), random keys where the service's keys differ per client
@@ -30,6 +32,7 @@ from ielts_service.state.flight import _RELEASE
 from ielts_service.state.pools import CLAIM as _CLAIM
 from ielts_service.state.pools import MARK_SEEN as _MARK_SEEN
 from ielts_service.state.pools import PRINTS_MAX
+from ielts_service.state.pools import SERVE as _SERVE
 from ielts_service.state.quota import _ALLOW
 from ielts_service.state.rate_store import _GCRA
 from tests.support.redis_server import RedisServer, ensure_redis_server_binary
@@ -37,8 +40,18 @@ from tests.support.redis_server import RedisServer, ensure_redis_server_binary
 OUT = Path(__file__).resolve().parent / "redis-capacity-latest.md"
 BENCH_REPORT = Path(__file__).resolve().parent / "report-latest.md"
 POOL = "x" * 3000  # a Part 2 pool of five cards is ~3 KB of JSON
+POOL_FULL = "x" * 18000  # ... and of 30 (POOL_MAX_ITEMS), a popular topic's, ~18 KB
 ITEM = '{"items": [' + "x" * 680 + "]}"  # one streamed card
 RAND = "__rand_int__"  # redis-benchmark puts a random number here (-r)
+
+
+def serve(items: int) -> list[str]:
+    """SERVE over a pool of `items` item ids (as `item_id` makes them), every one a
+    candidate: its served counts, TTL 1 day, target 1, not strict (a full pool's pick)."""
+    ids = [f"p2-{n:016x}" for n in range(items)]
+    return ["EVALSHA", "SERVE", "1", f"ielts:v1:served:{{{RAND}}}:m:v:p2", "86400", "1", "0",
+            str(items), *ids]
+
 
 # One line per command the service sends: (what, its arguments as the service sends them).
 # Scripts are named by their text and replaced by their SHA once loaded.
@@ -49,10 +62,12 @@ COMMANDS: dict[str, list[str]] = {
                                   "12000", "3600000", "1"],
     "model calls today (EVAL)": ["EVAL", _COUNT_CALL, "1", "ielts:v1:{budget}:calls:day",
                                  "1000000000", "172800"],
-    "pool read (GET, 3 KB)": ["GET", "ielts:v1:pool:{hot}:m:v:p2"],
+    "served counts (script, pool of 30)": serve(30),
+    "pool read (GET, 30 cards, 18 KB)": ["GET", "ielts:v1:pool:{hot}:m:v:p2"],
     "pool miss (GET)": ["GET", f"ielts:v1:pool:{{{RAND}}}:cold"],
     "lease (SET NX PX)": ["SET", f"ielts:v1:flight:lock:{{{RAND}}}", "token", "NX", "PX",
                           "5000"],
+    "served counts (script, pool of 5)": serve(5),
     "fingerprint (script, 1 member)": ["EVALSHA", "CLAIM", "1", f"ielts:v1:fp:{{{RAND}}}",
                                        "1790000000.5", str(PRINTS_MAX), "86400", f"p-{RAND}"],
     "streamed item (PUBLISH, 700 B)": ["PUBLISH", f"ielts:v1:flight:ready:{{{RAND}}}",
@@ -69,26 +84,49 @@ COMMANDS: dict[str, list[str]] = {
     "model budget (script)": ["EVALSHA", "TAKE", "2", "ielts:v1:{budget}:requests",
                               "ielts:v1:{budget}:tokens", "600", "100000", "1", "1600"],
 }
-# Each kind of request as commands from COMMANDS; checked against what MONITOR counted.
+# Each kind of request as commands from COMMANDS; checked, command by command (an EVALSHA
+# by its script), against what MONITOR counted.
 MIXES: dict[str, dict[str, float]] = {
-    "cached (the worker's 2 s copy of the pool)": {"rate limit (GCRA script)": 1},
-    "cached, copy expired (a pool read from Redis)": {"rate limit (GCRA script)": 1,
-                                                      "pool read (GET, 3 KB)": 1},
+    "cached (the worker's 2 s copy of the pool)": {"rate limit (GCRA script)": 1,
+                                                   "served counts (script, pool of 30)": 1},
+    "cached, copy expired (a pool read from Redis)": {
+        "rate limit (GCRA script)": 1, "pool read (GET, 30 cards, 18 KB)": 1,
+        "served counts (script, pool of 30)": 1},
     "cached, with a session_id (seen items)": {"rate limit (GCRA script)": 1,
                                                "seen read (SMEMBERS)": 1,
+                                               "served counts (script, pool of 30)": 1,
                                                "seen write (script, 1 member)": 1},
     "cold, streamed (one model call; AI_STREAM, the default)": {
         "rate limit (GCRA script)": 1, "generation quota (script)": 2, "pool miss (GET)": 1,
         "lease (SET NX PX)": 1, "model calls today (EVAL)": 1,
         "fingerprint (script, 1 member)": 5, "streamed item (PUBLISH, 700 B)": 5,
+        "served counts (script, pool of 5)": 1,
         "pool write (SET EX, 3 KB)": 1, "wake-up (PUBLISH)": 1, "lease release (EVAL)": 1},
     "cold, whole answer (one model call; AI_STREAM=false)": {
         "rate limit (GCRA script)": 1, "generation quota (script)": 2, "pool miss (GET)": 1,
         "lease (SET NX PX)": 1, "model calls today (EVAL)": 1,
-        "fingerprints (script, 5 members)": 1, "pool write (SET EX, 3 KB)": 1,
-        "wake-up (PUBLISH)": 1, "lease release (EVAL)": 1},
+        "fingerprints (script, 5 members)": 1, "served counts (script, pool of 5)": 1,
+        "pool write (SET EX, 3 KB)": 1, "wake-up (PUBLISH)": 1, "lease release (EVAL)": 1},
 }
-SCRIPTS = {"GCRA": _GCRA, "CLAIM": _CLAIM, "MARK": _MARK_SEEN, "TAKE": _TAKE, "ALLOW": _ALLOW}
+SCRIPTS = {"GCRA": _GCRA, "CLAIM": _CLAIM, "MARK": _MARK_SEEN, "TAKE": _TAKE, "ALLOW": _ALLOW,
+           "SERVE": _SERVE}
+
+
+def monitored(what: str) -> str:
+    """How MONITOR (bench/redis_ops.py) names a command of COMMANDS: `EVALSHA CLAIM`, `GET`."""
+    args = COMMANDS[what]
+    return f"EVALSHA {args[1]}" if args[0] == "EVALSHA" else args[0]
+
+
+def check(kind: str, measured: dict[str, float], mix: dict[str, float]) -> None:
+    """What MONITOR counted is the mix, command by command (reconnects' HELLO aside)."""
+    expected: dict[str, float] = {}
+    for what, n in mix.items():
+        expected[monitored(what)] = expected.get(monitored(what), 0) + n
+    for name in sorted(set(expected) | (set(measured) - {"HELLO"})):
+        got, want = measured.get(name, 0), expected.get(name, 0)
+        assert abs(got - want) < 0.1, (f"{kind}: {name} counted {got:g}, expected {want:g} "
+                                       f"(counted {measured}, expected {expected})")
 
 
 def benchmark(port: int, requests: int = 100_000, clients: int = 50) -> dict[str, float]:
@@ -96,8 +134,8 @@ def benchmark(port: int, requests: int = 100_000, clients: int = 50) -> dict[str
     shas = {name: subprocess.run(["redis-cli", "-p", str(port), "SCRIPT", "LOAD", text],
                                  capture_output=True, text=True, check=True).stdout.strip()
             for name, text in SCRIPTS.items()}
-    subprocess.run(["redis-cli", "-p", str(port), "SET", "ielts:v1:pool:{hot}:m:v:p2", POOL],
-                   check=True, capture_output=True)
+    subprocess.run(["redis-cli", "-p", str(port), "SET", "ielts:v1:pool:{hot}:m:v:p2",
+                    POOL_FULL], check=True, capture_output=True)
     subprocess.run(["redis-cli", "-p", str(port), "SADD", "ielts:v1:seen:{s}:pool", "a", "b"],
                    check=True, capture_output=True)
     rates = {}
@@ -126,16 +164,14 @@ def main() -> int:
     configure_logging("error", "json", background=False)
     started, load_before = time.monotonic(), activity.loadavg()
     with RedisServer(ensure_redis_server_binary()) as server:
-        counted = count(server.port)
+        counted = count(server.port, SCRIPTS)
         server.flush()
         rates = benchmark(server.port)
     instance_cached, instance_cold, bench_date = per_instance()
     rows = []
     for kind, mix in MIXES.items():
         measured = counted[kind]
-        expected = sum(mix.values())
-        total = sum(n for name, n in measured.items() if name != "HELLO")  # reconnects
-        assert abs(total - expected) < 0.1, f"{kind}: counted {measured}, expected {mix}"
+        check(kind, measured, mix)
         node = 1 / sum(n / rates[what] for what, n in mix.items())
         per = instance_cold if kind.startswith("cold") else instance_cached
         rows.append((kind, measured, node, per, node / per))

@@ -54,6 +54,7 @@ class PoolMaker:
         self.store, self.model, self.settings = store, model, settings
         self.metrics, self.flight, self.quota = metrics, flight, quota
         self.local = LocalPools(settings.local_ttl)
+        self._ids: dict[str, tuple[list[Item], dict[int, str]]] = {}  # see `ids`
 
     async def cached(self, key: str, part: int, *, count: bool = True) -> Pool | None:
         """The pool under `key`, its items checked again. Counted lookups (a student's
@@ -181,6 +182,24 @@ class PoolMaker:
         """The items one call of `prompt` is asked for."""
         return prompt.items or self.settings.size
 
+    def ids(self, key: str, part: int, pool: list[Item]) -> dict[int, str]:
+        """The item ids of `pool` by each item's identity: computed once per pool read
+        (a local copy serves the same list for `local_ttl`), not on every request (30 ids
+        cost ~0.4 ms of CPU)."""
+        entry = self._ids.get(key)
+        if entry is not None and entry[0] is pool:
+            return entry[1]
+        if len(self._ids) >= 4096:
+            self._ids.clear()
+        ids = {id(item): item_id(part, item) for item in pool}
+        self._ids[key] = (pool, ids)
+        return ids
+
+    def item_ids(self, key: str, part: int, pool: list[Item], items: list[Item]) -> list[str]:
+        """The ids of `items`, members of `pool` (or not: then computed)."""
+        known = self.ids(key, part, pool)
+        return [known.get(id(item)) or item_id(part, item) for item in items]
+
     async def pick(self, key: str, part: int, candidates: list[Item], pool: list[Item], *,
                    strict: bool) -> tuple[Item | None, int]:
         """The least-served of `candidates` across every session and instance (a random one
@@ -190,9 +209,9 @@ class PoolMaker:
         if target == 0 or not candidates:
             return (random.choice(candidates) if candidates else None), len(pool)
         shuffled = random.sample(candidates, len(candidates))
-        ids = {item_id(part, item): item for item in shuffled}
+        ids = dict(zip(self.item_ids(key, part, pool, shuffled), shuffled, strict=True))
         with waiting("cache"):
-            served = await self.store.serve(key, list(ids), [item_id(part, i) for i in pool],
+            served = await self.store.serve(key, list(ids), self.item_ids(key, part, pool, pool),
                                             target, self.settings.ttl_seconds, strict=strict)
         return (ids.get(served.item_id) if served.item_id else None), served.under
 

@@ -101,7 +101,9 @@ class QuestionService:
         part, size = prompt.part, len(items)
         with waiting("cache"):
             seen = await self.store.seen(session_id, key) if session_id else set()
-        unseen = [item for item in items if item_id(part, item) not in seen]
+        unseen = ([item for item, iid in zip(items, self.pools.item_ids(key, part, items, items),
+                                             strict=True) if iid not in seen]
+                  if seen else items)
         can_grow = payer.fresh and self.pools.can_widen(size)
         item, under = await self.pools.pick(key, part, unseen or items, items,
                                             strict=can_grow)
