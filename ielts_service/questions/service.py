@@ -105,10 +105,9 @@ class QuestionService:
                                              strict=True) if iid not in seen]
                   if seen else items)
         can_grow = payer.fresh and self.pools.can_widen(size)
-        item, under = await self.pools.pick(key, part, unseen or items, items,
-                                            strict=can_grow)
-        if item is not None and not unseen and session_id is not None and can_grow:
-            item = None  # this session has seen it all: a new item, not a repeat
+        # A session that has seen it all gets a new item, not a repeat: nothing is picked.
+        item, under = ((None, 0) if session_id is not None and not unseen and can_grow else
+                       await self.pools.pick(key, part, unseen or items, items, strict=can_grow))
         if (item is None and may_wait  # a request waits for one model call at most
                 and self.flight.waiting(f"{key}:widen:{size}") < self.pools.batch(prompt)):
             try:
