@@ -95,8 +95,11 @@ model_replies = st.sampled_from([
 
 def headers_of(request: Mapping[str, Any]) -> dict[str, str]:
     headers = {"Content-Type": request["content_type"], "Authorization": request["auth"]}
-    if request["request_id"].isprintable() and request["request_id"].isascii():
-        headers["X-Request-ID"] = request["request_id"]
+    rid = request["request_id"]
+    # What an HTTP client can send: printable ASCII without surrounding whitespace (h11
+    # refuses b" " before the request leaves: a failure of the test, not of the service).
+    if rid.isprintable() and rid.isascii() and rid == rid.strip():
+        headers["X-Request-ID"] = rid
     return {k: v for k, v in headers.items() if v}
 
 
@@ -162,7 +165,8 @@ def check_in_process(loop: asyncio.AbstractEventLoop, method: str, path: str,
     check(method, path, response.status_code, response.headers, response.mimetype, body)
 
 
-FUZZ = settings(deadline=None, max_examples=600 * SCALE, database=None,
+# `make test` runs the same cases every time (a suite that stays green); `make fuzz` explores.
+FUZZ = settings(deadline=None, max_examples=600 * SCALE, database=None, derandomize=SCALE == 1,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -191,7 +195,7 @@ def test_generated_requests_over_a_socket_with_a_failing_model(serve, fake_model
     server = serve(**azure_env(fake_model, REDIS_URL=redis.url, RATE_LIMIT_PER_MINUTE="0",
                                ADMIN_TOKEN=ADMIN, CIRCUIT_MIN_CALLS="100000",
                                LOG_FORMAT="json"))
-    @settings(deadline=None, max_examples=60 * SCALE, database=None,
+    @settings(deadline=None, max_examples=60 * SCALE, database=None, derandomize=SCALE == 1,
               suppress_health_check=[HealthCheck.too_slow])
     @given(request=st.one_of(valid_questions, valid_questions, questions, requests),
            reply=model_replies)
